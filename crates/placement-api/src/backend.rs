@@ -1,0 +1,65 @@
+//! The small interface the HTTP layer needs from the rest of placementd.
+//!
+//! The API crate does not know about Raft or RocksDB. `placement-raft` implements
+//! [`Backend`] for a real node; [`LocalBackend`] applies commands directly to an in-memory
+//! [`State`] with the same pure `apply`, for the API crate's own fast tests.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use placement_core::State;
+use placement_types::{ApplyResult, Request};
+
+/// Why a write or read barrier could not be served (not a domain rejection: those come
+/// back inside [`ApplyResult`]). Mapped to 503.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What an implementor must guarantee:
+/// - `write` returns only after the request is committed and applied on this node (so a read
+///   that follows on this node sees it), and returns the result `apply` produced.
+/// - `read_barrier` returns once this node's state includes every write acknowledged by any
+///   node before the call (linearizable reads).
+/// - `with_state` gives a consistent view of one applied prefix of the log.
+pub trait Backend: Send + Sync + 'static {
+    fn write(&self, request: Request)
+        -> impl Future<Output = Result<ApplyResult, BackendError>> + Send;
+    fn read_barrier(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R;
+}
+
+/// An in-process backend: applies each request at once to a state behind a lock.
+#[derive(Debug, Default, Clone)]
+pub struct LocalBackend {
+    state: Arc<RwLock<State>>,
+}
+
+impl LocalBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Backend for LocalBackend {
+    async fn write(&self, request: Request) -> Result<ApplyResult, BackendError> {
+        let mut state = self
+            .state
+            .write()
+            .map_err(|_| BackendError::Unavailable("state lock poisoned".into()))?;
+        let applied = placement_core::apply(&state, &request);
+        state.commit(&applied.changes);
+        Ok(applied.result)
+    }
+
+    async fn read_barrier(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        f(&state)
+    }
+}

@@ -1,0 +1,5 @@
+//! placement-api: Placement's REST API on axum.
+
+pub mod backend;
+
+pub use backend::{Backend, BackendError, LocalBackend};

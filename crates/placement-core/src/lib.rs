@@ -1,0 +1,15 @@
+//! The pure logic of Placement: the in-memory [`State`] and [`apply`], which turns one
+//! [`placement_types::Request`] into an outcome and the record [`Change`]s it implies.
+//!
+//! Nothing here does I/O, reads a clock or draws randomness: `apply` is a function of the
+//! state and the request alone, so every node of the cluster reaches byte-identical state
+//! from the same log. Storage (RocksDB) and Raft are adapters around this crate.
+//!
+//! Left out on purpose: schema validation and microversion rules (the API crate checks those
+//! before a command is built), and allocation candidates (a later module).
+
+pub mod apply;
+pub mod state;
+
+pub use apply::{apply, Applied};
+pub use state::{Change, Record, State};

@@ -1,0 +1,282 @@
+//! The in-memory model of Placement's state, and the [`Change`]s that move it.
+//!
+//! [`State`] holds every stored record (providers, consumers, custom resource classes, custom
+//! traits) plus indexes derived from them (names, children, usages, consumers per provider).
+//! Storage persists only the records: it writes each [`Change`] that `apply` returns and, at
+//! start, rebuilds the state with [`State::insert_record`]. Derived indexes are never stored.
+//!
+//! Invariant: after every [`State::commit`] the derived indexes equal what a fresh rebuild
+//! from the records would produce (tested in `tests`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use placement_types::{
+    standard, Consumer, ResourceClass, ResourceProvider, Trait, Uuid,
+};
+
+/// One stored record replaced (`Some`) or removed (`None`). Storage maps each to one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Provider(Uuid, Option<ResourceProvider>),
+    Consumer(Uuid, Option<Consumer>),
+    ResourceClass(String, Option<ResourceClass>),
+    Trait(String, Option<Trait>),
+}
+
+/// A stored record, as storage loads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Provider(ResourceProvider),
+    Consumer(Consumer),
+    ResourceClass(ResourceClass),
+    Trait(Trait),
+}
+
+/// Placement's whole state. Read it freely; change it only through `apply`.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    providers: BTreeMap<Uuid, ResourceProvider>,
+    consumers: BTreeMap<Uuid, Consumer>,
+    resource_classes: BTreeMap<String, ResourceClass>,
+    traits: BTreeMap<String, Trait>,
+    // Derived indexes.
+    provider_names: HashMap<String, Uuid>,
+    children: HashMap<Uuid, BTreeSet<Uuid>>,
+    /// provider -> resource class -> units used.
+    usages: HashMap<Uuid, BTreeMap<String, i64>>,
+    /// provider -> consumers holding allocations against it.
+    provider_consumers: HashMap<Uuid, BTreeSet<Uuid>>,
+}
+
+impl State {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one stored record while rebuilding state at start or after a snapshot install.
+    pub fn insert_record(&mut self, record: Record) {
+        match record {
+            Record::Provider(p) => self.set_provider(p.uuid, Some(p)),
+            Record::Consumer(c) => self.set_consumer(c.uuid, Some(c)),
+            Record::ResourceClass(rc) => {
+                self.resource_classes.insert(rc.name.clone(), rc);
+            }
+            Record::Trait(t) => {
+                self.traits.insert(t.name.clone(), t);
+            }
+        }
+    }
+
+    /// Every stored record, in a deterministic order (for snapshots and digests).
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.resource_classes
+            .values()
+            .cloned()
+            .map(Record::ResourceClass)
+            .chain(self.traits.values().cloned().map(Record::Trait))
+            .chain(self.providers.values().cloned().map(Record::Provider))
+            .chain(self.consumers.values().cloned().map(Record::Consumer))
+    }
+
+    /// Applies changes computed by `apply` to the records and every derived index.
+    pub fn commit(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Provider(uuid, p) => self.set_provider(*uuid, p.clone()),
+                Change::Consumer(uuid, c) => self.set_consumer(*uuid, c.clone()),
+                Change::ResourceClass(name, rc) => match rc {
+                    Some(rc) => {
+                        self.resource_classes.insert(name.clone(), rc.clone());
+                    }
+                    None => {
+                        self.resource_classes.remove(name);
+                    }
+                },
+                Change::Trait(name, t) => match t {
+                    Some(t) => {
+                        self.traits.insert(name.clone(), t.clone());
+                    }
+                    None => {
+                        self.traits.remove(name);
+                    }
+                },
+            }
+        }
+    }
+
+    fn set_provider(&mut self, uuid: Uuid, new: Option<ResourceProvider>) {
+        if let Some(old) = self.providers.remove(&uuid) {
+            if self.provider_names.get(&old.name) == Some(&uuid) {
+                self.provider_names.remove(&old.name);
+            }
+            if let Some(parent) = old.parent {
+                if let Some(set) = self.children.get_mut(&parent) {
+                    set.remove(&uuid);
+                    if set.is_empty() {
+                        self.children.remove(&parent);
+                    }
+                }
+            }
+        }
+        if let Some(p) = new {
+            self.provider_names.insert(p.name.clone(), uuid);
+            if let Some(parent) = p.parent {
+                self.children.entry(parent).or_default().insert(uuid);
+            }
+            self.providers.insert(uuid, p);
+        }
+    }
+
+    fn set_consumer(&mut self, uuid: Uuid, new: Option<Consumer>) {
+        if let Some(old) = self.consumers.remove(&uuid) {
+            for a in &old.allocations {
+                if let Some(by_rc) = self.usages.get_mut(&a.provider) {
+                    if let Some(u) = by_rc.get_mut(&a.resource_class) {
+                        *u -= a.used;
+                        if *u == 0 {
+                            by_rc.remove(&a.resource_class);
+                        }
+                    }
+                    if by_rc.is_empty() {
+                        self.usages.remove(&a.provider);
+                    }
+                }
+                if let Some(set) = self.provider_consumers.get_mut(&a.provider) {
+                    set.remove(&uuid);
+                    if set.is_empty() {
+                        self.provider_consumers.remove(&a.provider);
+                    }
+                }
+            }
+        }
+        if let Some(c) = new {
+            for a in &c.allocations {
+                *self
+                    .usages
+                    .entry(a.provider)
+                    .or_default()
+                    .entry(a.resource_class.clone())
+                    .or_default() += a.used;
+                self.provider_consumers
+                    .entry(a.provider)
+                    .or_default()
+                    .insert(uuid);
+            }
+            self.consumers.insert(uuid, c);
+        }
+    }
+
+    // ---- Read access -------------------------------------------------------------------
+
+    pub fn provider(&self, uuid: &Uuid) -> Option<&ResourceProvider> {
+        self.providers.get(uuid)
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &ResourceProvider> {
+        self.providers.values()
+    }
+
+    pub fn provider_count(&self) -> usize {
+        self.providers.len()
+    }
+
+    pub fn provider_by_name(&self, name: &str) -> Option<&ResourceProvider> {
+        self.provider_names
+            .get(name)
+            .and_then(|u| self.providers.get(u))
+    }
+
+    /// Direct children of a provider, by uuid.
+    pub fn children(&self, uuid: &Uuid) -> impl Iterator<Item = &Uuid> {
+        self.children.get(uuid).into_iter().flatten()
+    }
+
+    /// A provider and all its descendants, parents before children.
+    pub fn subtree(&self, uuid: &Uuid) -> Vec<Uuid> {
+        let mut out = vec![*uuid];
+        let mut i = 0;
+        while i < out.len() {
+            let next: Vec<Uuid> = self.children(&out[i]).copied().collect();
+            out.extend(next);
+            i += 1;
+        }
+        out
+    }
+
+    /// Units of each resource class allocated from a provider.
+    pub fn usages(&self, provider: &Uuid) -> Option<&BTreeMap<String, i64>> {
+        self.usages.get(provider)
+    }
+
+    pub fn usage(&self, provider: &Uuid, resource_class: &str) -> i64 {
+        self.usages
+            .get(provider)
+            .and_then(|m| m.get(resource_class))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Consumers holding allocations against a provider.
+    pub fn provider_consumers(&self, provider: &Uuid) -> impl Iterator<Item = &Consumer> {
+        self.provider_consumers
+            .get(provider)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| self.consumers.get(c))
+    }
+
+    pub fn consumer(&self, uuid: &Uuid) -> Option<&Consumer> {
+        self.consumers.get(uuid)
+    }
+
+    pub fn consumers(&self) -> impl Iterator<Item = &Consumer> {
+        self.consumers.values()
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+
+    /// A custom resource class record.
+    pub fn custom_resource_class(&self, name: &str) -> Option<&ResourceClass> {
+        self.resource_classes.get(name)
+    }
+
+    pub fn custom_resource_classes(&self) -> impl Iterator<Item = &ResourceClass> {
+        self.resource_classes.values()
+    }
+
+    /// Whether a resource class (standard or custom) exists.
+    pub fn resource_class_exists(&self, name: &str) -> bool {
+        standard::is_standard_resource_class(name) || self.resource_classes.contains_key(name)
+    }
+
+    pub fn custom_trait(&self, name: &str) -> Option<&Trait> {
+        self.traits.get(name)
+    }
+
+    pub fn custom_traits(&self) -> impl Iterator<Item = &Trait> {
+        self.traits.values()
+    }
+
+    /// Whether a trait (standard or custom) exists.
+    pub fn trait_exists(&self, name: &str) -> bool {
+        standard::is_standard_trait(name) || self.traits.contains_key(name)
+    }
+
+    /// Whether any provider has inventory of, or any consumer allocations of, a class.
+    pub fn resource_class_in_use(&self, name: &str) -> bool {
+        self.providers
+            .values()
+            .any(|p| p.inventories.contains_key(name))
+            || self
+                .usages
+                .values()
+                .any(|m| m.contains_key(name))
+    }
+
+    /// Whether any provider has a trait.
+    pub fn trait_in_use(&self, name: &str) -> bool {
+        self.providers.values().any(|p| p.traits.contains(name))
+    }
+}

@@ -1,0 +1,436 @@
+//! Wire and domain types of placementd: the records the state machine stores, the
+//! [`Command`]s that travel through the Raft log, and the [`Outcome`]s and [`DomainError`]s
+//! that applying a command produces.
+//!
+//! Everything here is plain data. The rules that give it meaning (capacity, generations,
+//! consumers) live in `placement-core`; how it is stored lives in `placement-storage`.
+//!
+//! # Invariants every producer of a [`Request`] must keep
+//! - A command is *syntactically* valid before it is proposed (schemas, microversion rules,
+//!   name formats): `apply` re-checks only what depends on state.
+//! - Everything not derivable from the log (the time, generated UUIDs, the request id) is
+//!   stamped into the [`Request`] by the proposer, so `apply` is deterministic.
+//!
+//! # Encoding
+//! Log entries are [`LogPayload`]s encoded with bincode ([`encode`] / [`decode`]); the enum
+//! variant is the format version, so a future `V2` can be added while old logs stay readable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+pub use uuid::Uuid;
+
+pub mod standard;
+
+/// Placement's largest integer (`MAX_INT` in its schemas and database).
+pub const MAX_INT: i64 = 0x7FFF_FFFF;
+
+/// Microseconds since the Unix epoch, stamped by the proposer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Whole seconds since the epoch (what `last-modified` shows).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+}
+
+/// One inventory record of a provider for one resource class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub total: i64,
+    pub reserved: i64,
+    pub min_unit: i64,
+    pub max_unit: i64,
+    pub step_size: i64,
+    pub allocation_ratio: f64,
+}
+
+impl Inventory {
+    /// An inventory with Placement's defaults for everything but `total`.
+    pub fn with_total(total: i64) -> Self {
+        Inventory {
+            total,
+            reserved: 0,
+            min_unit: 1,
+            max_unit: MAX_INT,
+            step_size: 1,
+            allocation_ratio: 1.0,
+        }
+    }
+
+    /// `(total - reserved) * allocation_ratio`, truncated, as Placement computes capacity.
+    pub fn capacity(&self) -> i64 {
+        ((self.total - self.reserved) as f64 * self.allocation_ratio) as i64
+    }
+}
+
+/// A resource provider as stored: its own fields plus inventories, traits and aggregates,
+/// so that one record is one key in the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceProvider {
+    pub uuid: Uuid,
+    pub name: String,
+    pub generation: u32,
+    pub parent: Option<Uuid>,
+    /// The root of this provider's tree (itself when `parent` is `None`); maintained by apply.
+    pub root: Uuid,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub inventories: BTreeMap<String, Inventory>,
+    pub traits: BTreeSet<String>,
+    pub aggregates: BTreeSet<Uuid>,
+}
+
+/// One allocation line: `used` units of `resource_class` from `provider`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Allocation {
+    pub provider: Uuid,
+    pub resource_class: String,
+    pub used: i64,
+}
+
+/// A consumer and its complete allocation set. A consumer with no allocations does not
+/// exist (Placement deletes it), so `allocations` is never empty in stored state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub uuid: Uuid,
+    pub project_id: String,
+    pub user_id: String,
+    pub generation: u32,
+    /// `None` shows as `unknown` from microversion 1.38.
+    pub consumer_type: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub allocations: Vec<Allocation>,
+}
+
+/// A custom resource class (standard classes are not stored; see [`standard`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceClass {
+    pub id: u32,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A custom trait (standard traits are not stored; see [`standard`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trait {
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// How a write checks the consumer generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GenerationCheck {
+    /// Before microversion 1.28: last writer wins.
+    Unchecked,
+    /// `Some(g)`: the consumer must exist with generation `g`;
+    /// `None`: the consumer must not exist yet (`consumer_generation: null`).
+    Expect(Option<u32>),
+}
+
+/// What to do with a consumer's type on write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsumerTypeWrite {
+    /// Before 1.38: an existing consumer keeps its type, a new one has none.
+    Keep,
+    Set(String),
+}
+
+/// The complete new allocation set of one consumer (replace-all semantics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerWrite {
+    pub consumer: Uuid,
+    pub project_id: String,
+    pub user_id: String,
+    pub generation: GenerationCheck,
+    pub consumer_type: ConsumerTypeWrite,
+    /// Empty means: remove all of this consumer's allocations (and the consumer).
+    pub allocations: Vec<Allocation>,
+}
+
+/// How a provider update treats the parent (rules differ by microversion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParentUpdate {
+    /// The request did not mention a parent (or predates 1.14): keep it.
+    Keep,
+    /// 1.14–1.36: a parent may be set where there was none or kept as is, never changed or
+    /// removed.
+    SetOnce(Option<Uuid>),
+    /// 1.37+: re-parent or un-parent freely (no cycles).
+    Set(Option<Uuid>),
+}
+
+/// One mutation of Placement's state: exactly one Raft log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    CreateProvider {
+        uuid: Uuid,
+        name: String,
+        parent: Option<Uuid>,
+    },
+    UpdateProvider {
+        uuid: Uuid,
+        name: String,
+        parent: ParentUpdate,
+    },
+    DeleteProvider {
+        uuid: Uuid,
+    },
+    /// `PUT /resource_providers/{uuid}/inventories`: replace all.
+    SetInventories {
+        provider: Uuid,
+        generation: u32,
+        inventories: BTreeMap<String, Inventory>,
+    },
+    /// `POST /resource_providers/{uuid}/inventories`: add one class.
+    CreateInventory {
+        provider: Uuid,
+        generation: u32,
+        resource_class: String,
+        inventory: Inventory,
+    },
+    /// `PUT /resource_providers/{uuid}/inventories/{rc}`: update one class.
+    UpdateInventory {
+        provider: Uuid,
+        generation: u32,
+        resource_class: String,
+        inventory: Inventory,
+    },
+    /// `DELETE /resource_providers/{uuid}/inventories/{rc}`.
+    DeleteInventory {
+        provider: Uuid,
+        resource_class: String,
+    },
+    /// `DELETE /resource_providers/{uuid}/inventories` (1.5).
+    DeleteAllInventories {
+        provider: Uuid,
+    },
+    /// `POST /resource_classes`: fails if the name exists.
+    CreateResourceClass {
+        name: String,
+    },
+    /// `PUT /resource_classes/{name}` at 1.7+: create if missing.
+    EnsureResourceClass {
+        name: String,
+    },
+    /// `PUT /resource_classes/{name}` before 1.7: rename.
+    RenameResourceClass {
+        name: String,
+        new_name: String,
+    },
+    DeleteResourceClass {
+        name: String,
+    },
+    /// `PUT /traits/{name}`: create if missing.
+    EnsureTrait {
+        name: String,
+    },
+    DeleteTrait {
+        name: String,
+    },
+    /// `PUT /resource_providers/{uuid}/traits`.
+    SetProviderTraits {
+        provider: Uuid,
+        generation: u32,
+        traits: BTreeSet<String>,
+    },
+    /// `DELETE /resource_providers/{uuid}/traits`.
+    DeleteProviderTraits {
+        provider: Uuid,
+    },
+    /// `PUT /resource_providers/{uuid}/aggregates`: `generation` is `Some` from 1.19 on,
+    /// when the provider generation is checked and bumped; before 1.19 neither happens.
+    SetProviderAggregates {
+        provider: Uuid,
+        generation: Option<u32>,
+        aggregates: BTreeSet<Uuid>,
+    },
+    /// `PUT /allocations/{consumer}` (one consumer) and `POST /allocations` (many), applied
+    /// atomically.
+    WriteAllocations {
+        consumers: Vec<ConsumerWrite>,
+    },
+    /// `DELETE /allocations/{consumer}`.
+    DeleteAllocations {
+        consumer: Uuid,
+    },
+    /// `POST /reshaper` (1.30): inventories and allocations changed atomically.
+    Reshape {
+        inventories: Vec<ReshapeInventory>,
+        allocations: Vec<ConsumerWrite>,
+    },
+}
+
+/// One provider's new inventory set in a reshape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReshapeInventory {
+    pub provider: Uuid,
+    pub generation: u32,
+    pub inventories: BTreeMap<String, Inventory>,
+}
+
+/// A command with what the proposer stamped on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Unique per client request; lets the state machine recognise a retried forward.
+    pub id: Uuid,
+    /// The proposer's clock when the request was built; the only time `apply` knows.
+    pub at: Timestamp,
+    pub command: Command,
+}
+
+/// What goes into a Raft log entry. The variant is the format version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LogPayload {
+    V1(Request),
+}
+
+/// The successful result of applying a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    /// The provider as it is after the command (providers, inventories, traits, aggregates).
+    Provider(Box<ResourceProvider>),
+    ResourceClass(ResourceClass),
+    /// For idempotent creates: whether something new was created.
+    Created(bool),
+}
+
+/// Placement's error codes (`code` in error bodies from microversion 1.23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    Undefined,
+    InventoryInUse,
+    ConcurrentUpdate,
+    DuplicateName,
+    ProviderInUse,
+    CannotDeleteParent,
+    ProviderNotFound,
+    QueryDuplicateKey,
+    QueryBadValue,
+    QueryMissingValue,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Undefined => "placement.undefined_code",
+            ErrorCode::InventoryInUse => "placement.inventory.inuse",
+            ErrorCode::ConcurrentUpdate => "placement.concurrent_update",
+            ErrorCode::DuplicateName => "placement.duplicate_name",
+            ErrorCode::ProviderInUse => "placement.resource_provider.inuse",
+            ErrorCode::CannotDeleteParent => "placement.resource_provider.cannot_delete_parent",
+            ErrorCode::ProviderNotFound => "placement.resource_provider.not_found",
+            ErrorCode::QueryDuplicateKey => "placement.query.duplicate_key",
+            ErrorCode::QueryBadValue => "placement.query.bad_value",
+            ErrorCode::QueryMissingValue => "placement.query.missing_value",
+        }
+    }
+}
+
+/// The class of a rejected command; the API crate maps it to an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    BadRequest,
+    NotFound,
+    Conflict,
+}
+
+/// A command rejected by `apply` because of the state it met. Deterministic: every node
+/// rejects the same entry with the same error, and the entry still counts as applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{detail}")]
+pub struct DomainError {
+    pub kind: ErrorKind,
+    pub code: ErrorCode,
+    /// Placement's message, word for word where its test suite checks it.
+    pub detail: String,
+}
+
+impl DomainError {
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        DomainError {
+            kind: ErrorKind::BadRequest,
+            code: ErrorCode::Undefined,
+            detail: detail.into(),
+        }
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        DomainError {
+            kind: ErrorKind::NotFound,
+            code: ErrorCode::Undefined,
+            detail: detail.into(),
+        }
+    }
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
+        DomainError {
+            kind: ErrorKind::Conflict,
+            code,
+            detail: detail.into(),
+        }
+    }
+    pub fn with_code(mut self, code: ErrorCode) -> Self {
+        self.code = code;
+        self
+    }
+}
+
+/// The result of applying one command; stored as the response of its log entry.
+pub type ApplyResult = Result<Outcome, DomainError>;
+
+/// Encoding errors (a corrupt or unknown log entry / record).
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("encode: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+    #[error("decode: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+}
+
+/// The bincode configuration used for every stored or transmitted value.
+pub fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes a value with placementd's bincode configuration.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    Ok(bincode::serde::encode_to_vec(value, bincode_config())?)
+}
+
+/// Decodes a value written by [`encode`].
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, _) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_payload_round_trips() {
+        let req = LogPayload::V1(Request {
+            id: Uuid::from_u128(7),
+            at: Timestamp(1_700_000_000_000_000),
+            command: Command::SetInventories {
+                provider: Uuid::from_u128(1),
+                generation: 3,
+                inventories: [("VCPU".to_string(), Inventory::with_total(8))].into(),
+            },
+        });
+        let bytes = encode(&req).expect("encodes");
+        assert_eq!(decode::<LogPayload>(&bytes).expect("decodes"), req);
+    }
+
+    #[test]
+    fn capacity_truncates_like_placement() {
+        let mut inv = Inventory::with_total(10);
+        inv.reserved = 1;
+        inv.allocation_ratio = 1.5;
+        assert_eq!(inv.capacity(), 13);
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared fixtures for integration tests: real placementd processes on loopback ports.
