@@ -10,9 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use placement_types::{
-    standard, Consumer, ResourceClass, ResourceProvider, Trait, Uuid,
-};
+use placement_types::{standard, Consumer, ResourceClass, ResourceProvider, Trait, Uuid};
 
 /// One stored record replaced (`Some`) or removed (`None`). Storage maps each to one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,15 +262,21 @@ impl State {
         standard::is_standard_trait(name) || self.traits.contains_key(name)
     }
 
-    /// Whether any provider has inventory of, or any consumer allocations of, a class.
+    /// Whether any provider has inventory of a class (Placement's "in use" for classes).
     pub fn resource_class_in_use(&self, name: &str) -> bool {
         self.providers
             .values()
             .any(|p| p.inventories.contains_key(name))
-            || self
-                .usages
-                .values()
-                .any(|m| m.contains_key(name))
+    }
+
+    /// The id of a resource class: its index for standard classes, its stored id for custom
+    /// ones. Placement orders classes by id in several messages and listings.
+    pub fn resource_class_id(&self, name: &str) -> Option<u32> {
+        standard::resource_classes()
+            .iter()
+            .position(|c| *c == name)
+            .map(|i| i as u32)
+            .or_else(|| self.resource_classes.get(name).map(|rc| rc.id))
     }
 
     /// Whether any provider has a trait.

@@ -26,7 +26,9 @@ pub mod standard;
 pub const MAX_INT: i64 = 0x7FFF_FFFF;
 
 /// Microseconds since the Unix epoch, stamped by the proposer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -186,10 +188,11 @@ pub enum Command {
         generation: u32,
         inventories: BTreeMap<String, Inventory>,
     },
-    /// `POST /resource_providers/{uuid}/inventories`: add one class.
+    /// `POST /resource_providers/{uuid}/inventories`: add one class. Placement's POST body
+    /// carries no generation; `Some` makes apply check it anyway.
     CreateInventory {
         provider: Uuid,
-        generation: u32,
+        generation: Option<u32>,
         resource_class: String,
         inventory: Inventory,
     },
