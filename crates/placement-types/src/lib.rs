@@ -292,6 +292,16 @@ pub enum LogPayload {
     V1(Request),
 }
 
+/// A short form for logs and openraft's tracing (openraft requires app data to be `Display`);
+/// the command itself is left to `Debug`.
+impl std::fmt::Display for LogPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogPayload::V1(request) => write!(f, "v1 request {}", request.id),
+        }
+    }
+}
+
 /// The successful result of applying a command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
