@@ -1,11 +1,562 @@
 //! Consumers, allocations and the reshaper.
+//!
+//! The rules are Placement's (`objects/allocation.py`, `objects/consumer.py`,
+//! `objects/reshaper.py` and the handlers that wrap their errors), replayed step by step so
+//! that the first error Placement would raise is the one we raise, with its text:
+//!
+//! 1. **Consumer generations**, consumer by consumer in request order: from microversion 1.28
+//!    ([`GenerationCheck::Expect`]) an existing consumer must be named with its generation,
+//!    a new one with `null` (409 `placement.concurrent_update`).
+//! 2. **Providers exist** for every allocation line (400).
+//! 3. **Resource classes exist** for every line (400).
+//! 4. **Inventory, constraints, capacity**, line by line (409): the provider must have
+//!    inventory of the class; `min_unit ≤ used ≤ max_unit` and `used % step_size == 0`;
+//!    and `used_by_others + Σ requested ≤ (total − reserved) × allocation_ratio`, where
+//!    `used_by_others` excludes the allocations of every consumer the command rewrites (a
+//!    write *replaces* a consumer's whole set) and `Σ requested` sums all lines of the
+//!    command on that provider and class, across consumers. A write that leaves a provider
+//!    over capacity is still accepted when it does not make the overage worse (Placement's
+//!    rule for inventories shrunk under existing allocations), so a state within capacity
+//!    is never pushed over it.
+//!
+//! Effects of an accepted write, as Placement has them:
+//! - each rewritten consumer gets generation + 1 (a new one starts at 1), the request's
+//!   project, user and (from 1.38) consumer type, and `updated_at = at`; a consumer whose
+//!   set becomes empty is deleted (Placement deletes consumers without allocations);
+//! - every provider *named* in the written lines gets generation + 1 and `updated_at = at`,
+//!   once per command. This includes the providers of a consumer that is being emptied, but
+//!   NOT a provider a consumer merely moves away from in a non-empty rewrite, and NOT the
+//!   providers of `DELETE /allocations/{consumer}`: Placement does not bump those, and its
+//!   test suite observes the generations (`allocations.yaml` expects 7 after a delete).
+//!
+//! The reshaper runs the same checks between an *interim* and a *final* inventory per
+//! provider, like `objects/reshaper.py`: interim = old ∪ new inventories (so allocations can
+//! move before classes disappear), then allocations, then the final inventories, which fail
+//! with `placement.inventory.inuse` if a removed class still has allocations. Each stage
+//! bumps the provider generation as Placement's does (interim only for a non-empty new set).
+//!
+//! Left out: Placement keeps an allocation-less consumer record when a brand-new consumer is
+//! written with an empty set; here a consumer with no allocations never exists, so its next
+//! write expects `null` again rather than generation 0.
 
-use placement_types::{Command, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use placement_types::{
+    Allocation, Command, Consumer, ConsumerTypeWrite, ConsumerWrite, DomainError, ErrorCode,
+    GenerationCheck, Inventory, Outcome, ReshapeInventory, ResourceProvider, Timestamp, Uuid,
+};
 
 use super::Step;
-use crate::state::State;
+use crate::state::{Change, State};
 
 pub(super) fn apply(state: &State, at: Timestamp, command: &Command) -> Step {
-    let _ = (state, at, command);
-    Err(placement_types::DomainError::bad_request("not implemented"))
+    match command {
+        Command::WriteAllocations { consumers } => write_allocations(state, at, consumers),
+        Command::DeleteAllocations { consumer } => delete_allocations(state, *consumer),
+        Command::Reshape {
+            inventories,
+            allocations,
+        } => reshape(state, at, inventories, allocations),
+        _ => Err(DomainError::bad_request(
+            "provider command routed to the allocations module",
+        )),
+    }
 }
+
+/// Why an allocation write was refused, before it is worded for the endpoint that asked
+/// (`PUT`/`POST /allocations` and `POST /reshaper` wrap the same causes differently).
+#[derive(Debug, Clone, PartialEq)]
+enum Refusal {
+    /// Full message: `consumer generation conflict - expected … but got …`.
+    ConsumerGeneration(String),
+    /// An allocation names a provider that does not exist.
+    NoSuchProvider(Uuid),
+    /// A line names an unknown resource class (the consumer is the one of that line).
+    NoSuchClass { consumer: Uuid, class: String },
+    /// Placement's `InvalidInventory` family: no inventory, constraints, capacity.
+    Invalid(String),
+    /// A reshape would remove inventory that still has allocations.
+    InUse(String),
+    /// The command itself is inconsistent (a consumer or provider named twice).
+    Malformed(String),
+}
+
+impl Refusal {
+    /// The wording of `PUT /allocations/{c}` and `POST /allocations`. The POST handler
+    /// words an unknown class differently ("Unable to allocate inventory No such …"); it
+    /// rewrites that one prefix itself, since both endpoints share this command.
+    fn for_allocations(self) -> DomainError {
+        match self {
+            Refusal::ConsumerGeneration(msg) => {
+                DomainError::conflict(ErrorCode::ConcurrentUpdate, msg)
+            }
+            Refusal::NoSuchProvider(p) => DomainError::bad_request(no_such_provider(p)),
+            Refusal::NoSuchClass { consumer, class } => DomainError::bad_request(format!(
+                "Unable to allocate inventory for consumer {consumer}: No such resource class \
+                 {class}."
+            )),
+            Refusal::Invalid(msg) | Refusal::InUse(msg) => DomainError::conflict(
+                ErrorCode::Undefined,
+                format!("Unable to allocate inventory: {msg}"),
+            ),
+            Refusal::Malformed(msg) => DomainError::bad_request(msg),
+        }
+    }
+
+    /// The wording of `POST /reshaper` (`handlers/reshaper.py`).
+    fn for_reshaper(self) -> DomainError {
+        match self {
+            Refusal::NoSuchClass { class, .. } => DomainError::bad_request(format!(
+                "malformed reshaper data: No such resource class {class}."
+            )),
+            Refusal::InUse(msg) => {
+                DomainError::conflict(ErrorCode::InventoryInUse, format!("update conflict: {msg}"))
+            }
+            other => other.for_allocations(),
+        }
+    }
+}
+
+fn no_such_provider(p: Uuid) -> String {
+    format!("Allocation for resource provider '{p}' that does not exist.")
+}
+
+// ---- Commands ------------------------------------------------------------------------------
+
+fn write_allocations(state: &State, at: Timestamp, writes: &[ConsumerWrite]) -> Step {
+    let mut providers = Providers::new(state);
+    let consumers =
+        plan_writes(state, at, writes, &mut providers).map_err(Refusal::for_allocations)?;
+    Ok((Outcome::Done, finish(consumers, providers)))
+}
+
+fn delete_allocations(state: &State, consumer: Uuid) -> Step {
+    match state.consumer(&consumer) {
+        Some(_) => Ok((Outcome::Done, vec![Change::Consumer(consumer, None)])),
+        None => Err(DomainError::not_found(format!(
+            "No allocations for consumer '{consumer}'"
+        ))),
+    }
+}
+
+fn reshape(
+    state: &State,
+    at: Timestamp,
+    inventories: &[ReshapeInventory],
+    writes: &[ConsumerWrite],
+) -> Step {
+    // 1. Every provider named in `inventories` exists and is at the stated generation.
+    let mut seen = BTreeSet::new();
+    for inv in inventories {
+        if !seen.insert(inv.provider) {
+            return Err(DomainError::bad_request(format!(
+                "Resource provider {} named twice in inventories",
+                inv.provider
+            )));
+        }
+        let Some(rp) = state.provider(&inv.provider) else {
+            return Err(DomainError::bad_request(format!(
+                "Resource provider {p} in inventories not found: No resource provider with \
+                 uuid {p} found",
+                p = inv.provider
+            ))
+            .with_code(ErrorCode::ProviderNotFound));
+        };
+        if rp.generation != inv.generation {
+            return Err(DomainError::conflict(
+                ErrorCode::ConcurrentUpdate,
+                format!(
+                    "resource provider generation conflict for provider {}: actual: {}, \
+                     given: {}",
+                    inv.provider, rp.generation, inv.generation
+                ),
+            ));
+        }
+    }
+    // 2./3. Consumer generations and allocation providers, before any inventory moves.
+    check_consumers(state, writes).map_err(Refusal::for_reshaper)?;
+
+    // 4. Interim inventories: everything wanted at the end plus everything being removed.
+    let mut providers = Providers::new(state);
+    for inv in inventories.iter().filter(|i| !i.inventories.is_empty()) {
+        if let Some(class) = inv
+            .inventories
+            .keys()
+            .find(|c| !state.resource_class_exists(c))
+        {
+            return Err(Refusal::NoSuchClass {
+                consumer: Uuid::nil(),
+                class: class.clone(),
+            }
+            .for_reshaper());
+        }
+        let rp = providers.get_mut(inv.provider, at);
+        for (class, new) in &inv.inventories {
+            rp.inventories.insert(class.clone(), new.clone());
+        }
+    }
+
+    // 5. Allocations, checked against the interim inventories.
+    let consumers =
+        plan_writes(state, at, writes, &mut providers).map_err(Refusal::for_reshaper)?;
+
+    // 6. Final inventories: a class may go only if nothing is allocated from it any more.
+    let usage = UsageAfter::new(state, &consumers);
+    // (Classes of non-empty sets were checked at the interim stage; empty sets have none.)
+    for inv in inventories {
+        let rp = providers.get_mut(inv.provider, at);
+        let mut in_use: Vec<&String> = rp
+            .inventories
+            .keys()
+            .filter(|c| !inv.inventories.contains_key(*c) && usage.get(inv.provider, c) > 0)
+            .collect();
+        if !in_use.is_empty() {
+            in_use.sort_by_key(|c| state.resource_class_id(c));
+            let classes: Vec<&str> = in_use.iter().map(|c| c.as_str()).collect();
+            return Err(Refusal::InUse(format!(
+                "Inventory for '{}' on resource provider '{}' in use.",
+                classes.join(", "),
+                inv.provider
+            ))
+            .for_reshaper());
+        }
+        rp.inventories = inv.inventories.clone();
+    }
+    Ok((Outcome::Done, finish(consumers, providers)))
+}
+
+// ---- The allocation write, shared by both commands -----------------------------------------
+
+/// The providers a command changes, copied on first touch. Every touch is one generation
+/// bump, as every `increment_generation()` is in Placement.
+struct Providers<'s> {
+    state: &'s State,
+    changed: BTreeMap<Uuid, ResourceProvider>,
+}
+
+impl<'s> Providers<'s> {
+    fn new(state: &'s State) -> Self {
+        Providers {
+            state,
+            changed: BTreeMap::new(),
+        }
+    }
+
+    /// The provider's inventories as the command sees them so far.
+    fn inventories(&self, uuid: Uuid) -> Option<&BTreeMap<String, Inventory>> {
+        self.changed
+            .get(&uuid)
+            .or_else(|| self.state.provider(&uuid))
+            .map(|p| &p.inventories)
+    }
+
+    /// A provider to change, with generation + 1 and `updated_at = at`. Callers check
+    /// existence first; an unknown uuid yields a detached record that `finish` drops.
+    fn get_mut(&mut self, uuid: Uuid, at: Timestamp) -> &mut ResourceProvider {
+        let state = self.state;
+        let rp = self.changed.entry(uuid).or_insert_with(|| {
+            state
+                .provider(&uuid)
+                .cloned()
+                .unwrap_or_else(|| ResourceProvider {
+                    uuid,
+                    name: String::new(),
+                    generation: 0,
+                    parent: None,
+                    root: uuid,
+                    created_at: at,
+                    updated_at: at,
+                    inventories: BTreeMap::new(),
+                    traits: BTreeSet::new(),
+                    aggregates: BTreeSet::new(),
+                })
+        });
+        rp.generation = rp.generation.wrapping_add(1);
+        rp.updated_at = at;
+        rp
+    }
+}
+
+/// The records to write: consumers (replaced or removed) and the touched providers.
+fn finish(consumers: Vec<(Uuid, Option<Consumer>)>, providers: Providers<'_>) -> Vec<Change> {
+    let state = providers.state;
+    let mut changes: Vec<Change> = providers
+        .changed
+        .into_iter()
+        .filter(|(uuid, _)| state.provider(uuid).is_some())
+        .map(|(uuid, rp)| Change::Provider(uuid, Some(rp)))
+        .collect();
+    changes.extend(
+        consumers
+            .into_iter()
+            .map(|(uuid, c)| Change::Consumer(uuid, c)),
+    );
+    changes
+}
+
+/// Steps 1 and 2: consumer generations, then allocation providers.
+fn check_consumers(state: &State, writes: &[ConsumerWrite]) -> Result<(), Refusal> {
+    let mut seen = BTreeSet::new();
+    for w in writes {
+        if !seen.insert(w.consumer) {
+            return Err(Refusal::Malformed(format!(
+                "Consumer {} named twice in one request",
+                w.consumer
+            )));
+        }
+        check_generation(state.consumer(&w.consumer), w.generation)?;
+    }
+    for w in writes {
+        if let Some(a) = w
+            .allocations
+            .iter()
+            .find(|a| state.provider(&a.provider).is_none())
+        {
+            return Err(Refusal::NoSuchProvider(a.provider));
+        }
+    }
+    Ok(())
+}
+
+/// Placement's `ensure_consumer` generation rule (`handlers/util.py`).
+fn check_generation(existing: Option<&Consumer>, check: GenerationCheck) -> Result<(), Refusal> {
+    let GenerationCheck::Expect(given) = check else {
+        return Ok(());
+    };
+    let given_text = given.map_or_else(|| "None".to_string(), |g| g.to_string());
+    match (existing, given) {
+        (Some(c), Some(g)) if c.generation == g => Ok(()),
+        (Some(c), _) => Err(Refusal::ConsumerGeneration(format!(
+            "consumer generation conflict - expected {} but got {given_text}",
+            c.generation
+        ))),
+        (None, None) => Ok(()),
+        (None, Some(g)) => Err(Refusal::ConsumerGeneration(format!(
+            "consumer generation conflict - expected null but got {g}"
+        ))),
+    }
+}
+
+/// One line of the write as Placement's `replace_all` sees it: `used == 0` marks the
+/// removal of an allocation the consumer holds (how an emptied consumer is written).
+struct Line<'a> {
+    consumer: Uuid,
+    provider: Uuid,
+    class: &'a str,
+    used: i64,
+}
+
+/// Checks a set of consumer writes against `providers`' inventories, bumps the providers
+/// they name, and returns the consumer records to write.
+fn plan_writes(
+    state: &State,
+    at: Timestamp,
+    writes: &[ConsumerWrite],
+    providers: &mut Providers<'_>,
+) -> Result<Vec<(Uuid, Option<Consumer>)>, Refusal> {
+    check_consumers(state, writes)?;
+
+    // The lines, in request order; an empty set removes what the consumer holds.
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for w in writes {
+        if w.allocations.is_empty() {
+            if let Some(c) = state.consumer(&w.consumer) {
+                lines.extend(c.allocations.iter().map(|a| Line {
+                    consumer: w.consumer,
+                    provider: a.provider,
+                    class: &a.resource_class,
+                    used: 0,
+                }));
+            }
+        } else {
+            lines.extend(w.allocations.iter().map(|a| Line {
+                consumer: w.consumer,
+                provider: a.provider,
+                class: &a.resource_class,
+                used: a.used,
+            }));
+        }
+    }
+
+    // 3. Resource classes exist.
+    if let Some(l) = lines.iter().find(|l| !state.resource_class_exists(l.class)) {
+        return Err(Refusal::NoSuchClass {
+            consumer: l.consumer,
+            class: l.class.to_string(),
+        });
+    }
+
+    // 4a. Every provider has inventory of at least one class of the request.
+    let classes: BTreeSet<&str> = lines.iter().map(|l| l.class).collect();
+    let mut missing: BTreeSet<Uuid> = BTreeSet::new();
+    for l in &lines {
+        let has_any = providers
+            .inventories(l.provider)
+            .is_some_and(|inv| classes.iter().any(|c| inv.contains_key(*c)));
+        if !has_any {
+            missing.insert(l.provider);
+        }
+    }
+    if !missing.is_empty() {
+        let mut by_id: Vec<&str> = classes.iter().copied().collect();
+        by_id.sort_by_key(|c| state.resource_class_id(c));
+        let provs: Vec<String> = missing.iter().map(Uuid::to_string).collect();
+        return Err(Refusal::Invalid(invalid_inventory(
+            &by_id.join(", "),
+            &provs.join(", "),
+        )));
+    }
+
+    // 4b. Line by line: inventory, unit constraints, capacity.
+    let rewritten: BTreeSet<Uuid> = writes.iter().map(|w| w.consumer).collect();
+    let mut released: HashMap<(Uuid, &str), i64> = HashMap::new();
+    for uuid in &rewritten {
+        for a in state
+            .consumer(uuid)
+            .map(|c| c.allocations.as_slice())
+            .unwrap_or_default()
+        {
+            *released
+                .entry((a.provider, a.resource_class.as_str()))
+                .or_default() += a.used;
+        }
+    }
+    let mut requested: HashMap<(Uuid, &str), i64> = HashMap::new();
+    for l in &lines {
+        let key = (l.provider, l.class);
+        let requested_all = requested.entry(key).or_default();
+        *requested_all = requested_all.saturating_add(l.used);
+        let requested_all = *requested_all;
+        if l.used == 0 {
+            continue;
+        }
+        let Some(inv) = providers
+            .inventories(l.provider)
+            .and_then(|inv| inv.get(l.class))
+        else {
+            return Err(Refusal::Invalid(invalid_inventory(
+                l.class,
+                &l.provider.to_string(),
+            )));
+        };
+        let fits_units = l.used >= inv.min_unit
+            && l.used <= inv.max_unit
+            && l.used.checked_rem(inv.step_size) == Some(0);
+        if !fits_units {
+            return Err(Refusal::Invalid(format!(
+                "Unable to create allocation for '{}' on resource provider '{}'. The requested \
+                 amount would violate inventory constraints.",
+                l.class, l.provider
+            )));
+        }
+        let before = state.usage(&l.provider, l.class);
+        let others = before - released.get(&key).copied().unwrap_or(0);
+        let after = others.saturating_add(requested_all);
+        if exceeds(inv, others.saturating_add(l.used)) || exceeds(inv, after) {
+            // Over capacity is accepted only if no worse than before (Placement's rule).
+            let no_worse = before > 0 && after <= before;
+            if !no_worse {
+                return Err(Refusal::Invalid(format!(
+                    "Unable to create allocation for '{}' on resource provider '{}'. The \
+                     requested amount would exceed the capacity.",
+                    l.class, l.provider
+                )));
+            }
+        }
+    }
+
+    // Effects: bump every provider named in a line, once.
+    let named: BTreeSet<Uuid> = lines.iter().map(|l| l.provider).collect();
+    for p in named {
+        providers.get_mut(p, at);
+    }
+    let mut out = Vec::new();
+    for w in writes {
+        let existing = state.consumer(&w.consumer);
+        let touched = !w.allocations.is_empty() || existing.is_some();
+        if !touched {
+            continue;
+        }
+        let mut allocations: Vec<Allocation> = w
+            .allocations
+            .iter()
+            .filter(|a| a.used > 0)
+            .cloned()
+            .collect();
+        allocations.sort();
+        if allocations.is_empty() {
+            out.push((w.consumer, None));
+            continue;
+        }
+        let consumer_type = match &w.consumer_type {
+            ConsumerTypeWrite::Set(t) => Some(t.clone()),
+            ConsumerTypeWrite::Keep => existing.and_then(|c| c.consumer_type.clone()),
+        };
+        out.push((
+            w.consumer,
+            Some(Consumer {
+                uuid: w.consumer,
+                project_id: w.project_id.clone(),
+                user_id: w.user_id.clone(),
+                generation: existing.map_or(1, |c| c.generation.wrapping_add(1)),
+                consumer_type,
+                created_at: existing.map_or(at, |c| c.created_at),
+                updated_at: at,
+                allocations,
+            }),
+        ));
+    }
+    Ok(out)
+}
+
+/// Placement's `InvalidInventory` message.
+fn invalid_inventory(class: &str, provider: &str) -> String {
+    format!("Inventory for '{class}' on resource provider '{provider}' invalid.")
+}
+
+/// Whether `used` exceeds the inventory's capacity. Compared in floating point without
+/// truncation, as Placement's capacity check does (equivalent for integer `used`).
+fn exceeds(inv: &Inventory, used: i64) -> bool {
+    ((inv.total - inv.reserved) as f64 * inv.allocation_ratio) < used as f64
+}
+
+/// Usages once a set of consumer records is written (for the reshaper's in-use check).
+struct UsageAfter<'s> {
+    state: &'s State,
+    delta: HashMap<(Uuid, String), i64>,
+}
+
+impl<'s> UsageAfter<'s> {
+    fn new(state: &'s State, consumers: &[(Uuid, Option<Consumer>)]) -> Self {
+        let mut delta: HashMap<(Uuid, String), i64> = HashMap::new();
+        for (uuid, new) in consumers {
+            for a in state
+                .consumer(uuid)
+                .map(|c| c.allocations.as_slice())
+                .unwrap_or_default()
+            {
+                *delta
+                    .entry((a.provider, a.resource_class.clone()))
+                    .or_default() -= a.used;
+            }
+            for a in new.iter().flat_map(|c| c.allocations.iter()) {
+                *delta
+                    .entry((a.provider, a.resource_class.clone()))
+                    .or_default() += a.used;
+            }
+        }
+        UsageAfter { state, delta }
+    }
+
+    fn get(&self, provider: Uuid, class: &str) -> i64 {
+        self.state.usage(&provider, class)
+            + self
+                .delta
+                .get(&(provider, class.to_string()))
+                .copied()
+                .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests;
