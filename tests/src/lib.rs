@@ -1,1 +1,434 @@
-//! Shared fixtures for integration tests: real placementd processes on loopback ports.
+//! Shared fixtures for the integration tests: real `placementd` processes on loopback ports.
+//!
+//! Every test binary in `tests/tests/` is one topic (`http_smoke`, `durability`, ...) and
+//! starts its own nodes through [`Node`]: a real `placementd` process on a free
+//! `127.0.0.1` port with its own temporary data directory, stderr captured to
+//! `<tempdir>/node.log` (its tail is attached to every fixture error). Nothing is shared
+//! between tests, so they run in parallel (nextest runs each test in its own process).
+//!
+//! Which binary: the integration crate is a separate package, so Cargo's
+//! `CARGO_BIN_EXE_placementd` is not available here (it only exists for the binary's own
+//! package), and building the binary from a test would mean a second RocksDB build. The
+//! tests therefore run an already built release binary, found like `scripts/lib.sh` finds
+//! it: `$PLACEMENTD_BIN` (set by `scripts/test` to the binary it just built), else
+//! `$CARGO_TARGET_DIR/release/placementd`, else `~/.cache/placementd/target/release/placementd`,
+//! else `<workspace>/target/release/placementd`. Missing binary = a clear error, never a skip.
+//!
+//! [`Node::kill9`] is a real SIGKILL (no shutdown hook runs), and [`Node::restart`] starts a
+//! new process on the same data directory and port, which is what the durability tests need.
+//!
+//! [`Client`] speaks Placement's noauth2 with the admin token and a fixed microversion
+//! header; [`Resp`] keeps status, headers-free JSON body and raw text for assertions.
+//!
+//! Left out: multi-node clusters and the load balancer (they come with the cluster issue);
+//! a child that outlives a SIGKILLed test runner (there is no portable parent-death hook
+//! without `unsafe`, which the workspace forbids).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Errors of the fixtures; tests just propagate them with `?`.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Result alias used by fixtures and tests.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Placement noauth2 token that maps to the admin role.
+pub const ADMIN_TOKEN: &str = "admin";
+/// Microversion sent by [`Client`] unless [`Client::with_microversion`] says otherwise.
+/// 1.39 is the newest: dict allocation bodies with consumer generations and consumer types.
+pub const DEFAULT_MICROVERSION: &str = "1.39";
+/// How long a freshly started node may take until `GET /` answers 200. Generous because a
+/// restart replays the Raft log and CI machines are slow and shared.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Interval between readiness probes.
+const READY_POLL: Duration = Duration::from_millis(50);
+/// Per-request timeout of [`Client`]; a hung server fails the test instead of stalling it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Attempts at starting a first node when the chosen port was taken in the meantime.
+const START_ATTEMPTS: usize = 3;
+/// Bytes of `node.log` attached to fixture errors.
+const LOG_TAIL_BYTES: u64 = 4000;
+
+/// The `placementd` binary the tests run (see the module doc for the lookup order).
+pub fn placementd_bin() -> Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("PLACEMENTD_BIN") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(dir).join("release/placementd"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".cache/placementd/target/release/placementd"));
+    }
+    // CARGO_MANIFEST_DIR is <workspace>/tests at compile time.
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/placementd"));
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(c.clone());
+        }
+    }
+    Err(format!(
+        "placementd binary not found (tried {candidates:?}); build it with \
+         `CARGO_TARGET_DIR=$HOME/.cache/placementd/target cargo build --release -p placementd` \
+         or set PLACEMENTD_BIN"
+    )
+    .into())
+}
+
+/// A free loopback port: bind port 0, read the port, release it. Another process may grab
+/// it before placementd binds; [`Node::start`] retries with a new port if that happens.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// One real `placementd` process (a one-node cluster) with its own data directory.
+pub struct Node {
+    bin: PathBuf,
+    port: u16,
+    /// Owns the temp dir: data (`data/`) and the log; removed when the Node is dropped.
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Starts a fresh node on a free port with an empty data dir and waits until it is ready.
+    pub async fn start() -> Result<Node> {
+        let bin = placementd_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("placementd-test-")
+            .tempdir()?;
+        let mut node = Node {
+            bin,
+            port: 0,
+            dir,
+            child: None,
+        };
+        let mut last_err: Option<Error> = None;
+        for _ in 0..START_ATTEMPTS {
+            node.port = free_port()?;
+            match node.spawn_and_wait().await {
+                Ok(()) => return Ok(node),
+                // The process exited early: most likely the port was taken; try another one.
+                Err(e) if node.child.is_none() => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| "placementd did not start".into()))
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The client API port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The node's data directory (survives [`Node::kill9`] and [`Node::restart`]).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Where the node's stderr goes (appended across restarts).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("node.log")
+    }
+
+    /// The OS process id of the running node, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// An admin client for this node at [`DEFAULT_MICROVERSION`].
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.url())
+    }
+
+    /// SIGKILL (no graceful shutdown, nothing flushed by the process) and reap the process.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // std's Child::kill is SIGKILL on Unix.
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new process on the same data directory and port, and waits until ready.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill9()?;
+        self.spawn_and_wait().await
+    }
+
+    /// The last few KB of the node's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let mut out = String::new();
+        if let Ok(mut f) = File::open(self.log_path()) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+            let _ = f.read_to_string(&mut out);
+        }
+        out
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        std::fs::create_dir_all(self.data_dir())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = Command::new(&self.bin)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--node-id")
+            .arg("1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawning {}: {e}", self.bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Spawns the process and polls `GET /` until 200. If the process exits first,
+    /// `self.child` is left `None` and the error carries the log tail.
+    async fn spawn_and_wait(&mut self) -> Result<()> {
+        self.spawn()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let url = format!("{}/", self.url());
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    return Err(format!(
+                        "placementd on port {} exited with {status} before it was ready; log:\n{}",
+                        self.port,
+                        self.log_tail()
+                    )
+                    .into());
+                }
+            }
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status().as_u16() == 200 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "placementd on port {} not ready after {READY_TIMEOUT:?}; log:\n{}",
+                    self.port,
+                    self.log_tail()
+                )
+                .into());
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A decoded response: status, JSON body (`Value::Null` when empty or not JSON) and text.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// `Err` with the status and body unless the status is `want`.
+    pub fn expect(self, want: u16) -> Result<Resp> {
+        if self.status == want {
+            Ok(self)
+        } else {
+            Err(format!("expected HTTP {want}, got {}: {}", self.status, self.text).into())
+        }
+    }
+
+    /// The first error's `code` (Placement error shape), if any.
+    pub fn error_code(&self) -> Option<&str> {
+        self.body.get("errors")?.get(0)?.get("code")?.as_str()
+    }
+}
+
+/// HTTP client with Placement's admin noauth2 token and a microversion header.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    microversion: String,
+}
+
+impl Client {
+    /// A client for `base` (e.g. [`Node::url`]) at [`DEFAULT_MICROVERSION`].
+    pub fn new(base: &str) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            microversion: DEFAULT_MICROVERSION.to_string(),
+        })
+    }
+
+    /// The same client (sharing its connection pool) at another microversion.
+    pub fn with_microversion(&self, microversion: &str) -> Client {
+        Client {
+            microversion: microversion.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// Sends one request; `Err` only for transport failures (connection refused/reset,
+    /// timeout), any HTTP status is an `Ok(Resp)`.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Resp, reqwest::Error> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("x-auth-token", ADMIN_TOKEN)
+            .header(
+                "openstack-api-version",
+                format!("placement {}", self.microversion),
+            )
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Resp { status, body, text })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Resp> {
+        Ok(self.request(reqwest::Method::GET, path, None).await?)
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Resp> {
+        Ok(self.request(reqwest::Method::PUT, path, Some(body)).await?)
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Resp> {
+        Ok(self
+            .request(reqwest::Method::POST, path, Some(body))
+            .await?)
+    }
+    pub async fn delete(&self, path: &str) -> Result<Resp> {
+        Ok(self.request(reqwest::Method::DELETE, path, None).await?)
+    }
+
+    /// Creates a resource provider named `name` and returns its uuid.
+    pub async fn create_provider(&self, name: &str) -> Result<String> {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let r = self
+            .post(
+                "/resource_providers",
+                &serde_json::json!({"name": name, "uuid": uuid}),
+            )
+            .await?;
+        if !(r.status == 200 || r.status == 201) {
+            return Err(format!("create provider {name}: HTTP {}: {}", r.status, r.text).into());
+        }
+        Ok(uuid)
+    }
+
+    /// The provider's current generation.
+    pub async fn provider_generation(&self, rp: &str) -> Result<u64> {
+        let r = self
+            .get(&format!("/resource_providers/{rp}"))
+            .await?
+            .expect(200)?;
+        r.body["generation"]
+            .as_u64()
+            .ok_or_else(|| format!("provider {rp} has no generation: {}", r.text).into())
+    }
+
+    /// Replaces the provider's inventories with `{class: total}`, all with reserved 0,
+    /// ratio 1, min_unit 1, max_unit total, step 1.
+    pub async fn set_inventory(&self, rp: &str, totals: &[(&str, u64)]) -> Result<()> {
+        let generation = self.provider_generation(rp).await?;
+        let mut inv = serde_json::Map::new();
+        for (class, total) in totals {
+            inv.insert(
+                (*class).to_string(),
+                serde_json::json!({"total": total, "reserved": 0, "min_unit": 1,
+                    "max_unit": total, "step_size": 1, "allocation_ratio": 1.0}),
+            );
+        }
+        self.put(
+            &format!("/resource_providers/{rp}/inventories"),
+            &serde_json::json!({"resource_provider_generation": generation, "inventories": inv}),
+        )
+        .await?
+        .expect(200)?;
+        Ok(())
+    }
+
+    /// `GET /resource_providers/{rp}/usages` as `{class: used}`.
+    pub async fn usages(&self, rp: &str) -> Result<serde_json::Map<String, Value>> {
+        let r = self
+            .get(&format!("/resource_providers/{rp}/usages"))
+            .await?
+            .expect(200)?;
+        match r.body.get("usages") {
+            Some(Value::Object(m)) => Ok(m.clone()),
+            _ => Err(format!("usages of {rp}: unexpected body {}", r.text).into()),
+        }
+    }
+}
+
+/// The same project/user the benchmark kit uses; any valid strings would do.
+pub const PROJECT_ID: &str = "6f2a6c1e-6d3a-4c55-9a52-0b3c5d0f0001";
+/// See [`PROJECT_ID`].
+pub const USER_ID: &str = "6f2a6c1e-6d3a-4c55-9a52-0b3c5d0f0002";
+
+/// A 1.38+ `PUT /allocations/{consumer}` body: `{rp: {class: amount}}` for one consumer.
+pub fn allocation_body(
+    allocations: &[(&str, &[(&str, u64)])],
+    consumer_generation: Option<u64>,
+) -> Value {
+    let mut allocs = serde_json::Map::new();
+    for (rp, resources) in allocations {
+        let res: serde_json::Map<String, Value> = resources
+            .iter()
+            .map(|(c, n)| ((*c).to_string(), Value::from(*n)))
+            .collect();
+        allocs.insert((*rp).to_string(), serde_json::json!({ "resources": res }));
+    }
+    serde_json::json!({
+        "allocations": allocs,
+        "project_id": PROJECT_ID,
+        "user_id": USER_ID,
+        "consumer_generation": consumer_generation,
+        "consumer_type": "INSTANCE",
+    })
+}
