@@ -25,8 +25,10 @@ pub enum BackendError {
 ///   node before the call (linearizable reads).
 /// - `with_state` gives a consistent view of one applied prefix of the log.
 pub trait Backend: Send + Sync + 'static {
-    fn write(&self, request: Request)
-        -> impl Future<Output = Result<ApplyResult, BackendError>> + Send;
+    fn write(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<ApplyResult, BackendError>> + Send;
     fn read_barrier(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
     fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R;
 }

@@ -1,5 +1,113 @@
-//! placement-api: Placement's REST API on axum.
+//! placement-api: OpenStack Placement's REST API (microversions 1.0–1.39) on axum.
+//!
+//! The crate knows nothing of Raft or RocksDB: it talks to the rest of placementd through the
+//! small [`Backend`] trait ([`backend`]), and [`LocalBackend`] runs the same pure `apply` in
+//! memory for fast tests. The binary calls [`router`] and serves the result.
+//!
+//! # How a request flows (for handler authors)
+//!
+//! 1. [`context::pipeline`] (one middleware, see [`context`]) assigns the request id, does
+//!    noauth2, negotiates the microversion, checks `content-length`/`content-type`, and puts
+//!    a [`Ctx`] into the request. Afterwards it renders every 4xx/5xx in Placement's error
+//!    shape and adds `openstack-api-version`, `vary` and the request-id headers.
+//! 2. A handler is an axum handler generic over the backend, taking what it needs among:
+//!    `State(st): State<AppState<B>>`, `ctx: Ctx`, `QueryParams`, `Path(..)`, `body: Bytes`
+//!    (the body limit of [`ApiConfig`] applies; too large → 413). It returns
+//!    `Result<Response, ApiError>`.
+//! 3. Inside a handler, in Placement's order:
+//!    - `ctx.authorize("placement:...")?` — the policy rule (403);
+//!    - `ctx.check_accept()?` on GETs (406 unless JSON is acceptable);
+//!    - `ctx.require_json()?` on writes with a body (415);
+//!    - `util::extract_json(&body, &schema)?` — JSON parse + [`schema::validate`] with
+//!      Python jsonschema's messages (400 `Malformed JSON` / `JSON does not validate`);
+//!    - `query.validate(&schema)?` for query strings (400 `Invalid query string parameters`);
+//!    - microversion rules with `ctx.at_least(minor)` / `ctx.version`;
+//!    - writes: `st.write(&ctx, Command::...).await?` → [`placement_types::Outcome`] (a
+//!      `DomainError` becomes 400/404/409 with its code, a backend failure 503);
+//!    - reads: `st.read(|state| ...).await?` (read barrier, then the [`placement_core::State`]);
+//!    - reply with `util::json_response(&ctx, status, &value, last_modified)` (adds
+//!      `last-modified`/`cache-control` from 1.15 when given a time) or `util::empty(204)`;
+//!    - errors: `ApiError::bad_request(msg)`, `not_found`, `conflict(code, msg)`,
+//!      `.with_code(ErrorCode::..)` — `detail` is Placement's message.
+//!
+//! # Adding routes
+//!
+//! Each module in [`handlers`] exposes `pub(crate) fn routes<B: Backend>() ->
+//! axum::Router<AppState<B>>`; [`router`] merges them. A path belongs to exactly one module
+//! (axum answers 405 with `allow` for other methods on a known path, 404 for unknown paths).
+//!
+//! # Left out (for now)
+//! Policy modes other than the legacy admin-only defaults, CORS, keystone tokens.
 
 pub mod backend;
+pub mod context;
+pub mod error;
+pub mod handlers;
+pub mod schema;
+pub mod util;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
 
 pub use backend::{Backend, BackendError, LocalBackend};
+pub use context::{Ctx, Microversion};
+pub use error::ApiError;
+pub use util::QueryParams;
+
+/// Default largest request body accepted (bytes). Placement has no limit of its own; the
+/// largest legitimate bodies (a reshape or `POST /allocations` for thousands of consumers)
+/// stay well below this.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Settings of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted; larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// What every handler can reach.
+pub struct AppState<B> {
+    pub backend: Arc<B>,
+    pub config: Arc<ApiConfig>,
+}
+
+impl<B> Clone for AppState<B> {
+    fn clone(&self) -> Self {
+        AppState {
+            backend: self.backend.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The complete Placement API over a backend.
+pub fn router<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
+    let config = Arc::new(config);
+    let state = AppState {
+        backend,
+        config: config.clone(),
+    };
+    let inner = handlers::routes::<B>()
+        .fallback(|| async { ApiError::not_found("") })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state);
+    // The pipeline wraps the whole inner router (not each route), so that it also sees the
+    // 405s and `allow` headers axum's method routers produce.
+    Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::from_fn_with_state(
+            config,
+            context::pipeline,
+        ))
+}

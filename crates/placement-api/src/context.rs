@@ -1,0 +1,594 @@
+//! The per-request pipeline that wraps every handler, in Placement's middleware order:
+//!
+//! 1. **request id** — `req-<uuid4>`, returned in `openstack-request-id` and
+//!    `x-openstack-request-id`, shown in error bodies, and used as `Request.id` for writes;
+//! 2. **noauth2** — no `x-auth-token` → 401 (except `GET /`); the token is `user[:project]`;
+//!    roles come from `x-roles`, or are `admin` for the user `admin`; `x-project-id` wins over
+//!    the token's project; `openstack-system-scope: all` makes the request system-scoped;
+//! 3. **microversion** — `openstack-api-version: placement X.Y` (or the legacy
+//!    `x-openstack-placement-api-version`), `latest` = 1.39, absent = 1.0; a malformed value is
+//!    400, an out-of-range one 406 (with `min_version`/`max_version` in the error); every
+//!    response after this step carries `openstack-api-version` and `vary`;
+//! 4. **content-length** — `content-length` that is not an integer → 400; > 0 without a
+//!    `content-type` → 400 (`PlacementHandler.__call__`);
+//! 5. the handler, which sees a [`Ctx`] (extract it as a handler argument);
+//! 6. **error rendering** — any 4xx/5xx response (an [`ApiError`] or one of axum's own
+//!    rejections) gets Placement's error body; a 405 gets `allow` in Placement's format.
+//!
+//! Policy is a per-handler call, [`Ctx::authorize`], as in Placement (handlers call
+//! `context.can(...)` before validating their input). For now every rule is `role:admin`
+//! (the legacy default for everything but the root); the secure-RBAC, open-policy and CORS
+//! fixture modes are left out.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, VARY};
+use http::request::Parts;
+use http::{Method, StatusCode};
+use placement_types::Uuid;
+
+use crate::error::{explanation, title, ApiError, ErrorMark};
+use crate::ApiConfig;
+
+/// The oldest microversion served.
+pub const MIN_VERSION: Microversion = Microversion { major: 1, minor: 0 };
+/// The newest microversion served (`latest`).
+pub const MAX_VERSION: Microversion = Microversion {
+    major: 1,
+    minor: 39,
+};
+/// Placement's service type in the microversion header.
+const SERVICE_TYPE: &str = "placement";
+const STANDARD_HEADER: &str = "openstack-api-version";
+const LEGACY_HEADER: &str = "x-openstack-placement-api-version";
+
+/// A negotiated microversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Microversion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl std::fmt::Display for Microversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// Why a microversion header was refused.
+enum VersionError {
+    /// 400: not `X.Y`.
+    Malformed(String),
+    /// 406: outside [`MIN_VERSION`, `MAX_VERSION`].
+    Unacceptable(String),
+}
+
+/// The value the client asked for, as microversion_parse finds it.
+fn requested_version(headers: &HeaderMap) -> Option<String> {
+    let mut standard: Vec<String> = Vec::new();
+    for v in headers.get_all(STANDARD_HEADER) {
+        if let Ok(s) = v.to_str() {
+            standard.extend(s.split(',').map(|p| p.trim().to_string()));
+        }
+    }
+    for item in standard {
+        let mut it = item.split_whitespace();
+        if let (Some(service), Some(version)) = (it.next(), it.next()) {
+            if service.eq_ignore_ascii_case(SERVICE_TYPE) {
+                return Some(version.to_string());
+            }
+        }
+    }
+    let legacy: Vec<&str> = headers
+        .get_all(LEGACY_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if legacy.is_empty() {
+        None
+    } else {
+        Some(legacy.join(",").trim().to_string())
+    }
+}
+
+fn parse_version(headers: &HeaderMap) -> Result<Microversion, VersionError> {
+    let Some(s) = requested_version(headers) else {
+        return Ok(MIN_VERSION);
+    };
+    if s == "latest" {
+        return Ok(MAX_VERSION);
+    }
+    let malformed = || VersionError::Malformed(format!("invalid version string: {s}"));
+    let (major, minor) = s.split_once('.').ok_or_else(malformed)?;
+    let parse = |p: &str| -> Option<u32> {
+        let t = p.trim();
+        let t = t.strip_prefix('+').unwrap_or(t);
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let v = Microversion {
+        major: parse(major).ok_or_else(malformed)?,
+        minor: parse(minor).ok_or_else(malformed)?,
+    };
+    if v < MIN_VERSION || v > MAX_VERSION {
+        return Err(VersionError::Unacceptable(format!(
+            "Unacceptable version header: {s}"
+        )));
+    }
+    Ok(v)
+}
+
+/// Who is calling, per noauth2.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub user_id: String,
+    /// `None` when system-scoped.
+    pub project_id: Option<String>,
+    pub roles: Vec<String>,
+    pub system_scope: bool,
+}
+
+impl Caller {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+}
+
+/// What a handler knows about its request. Extract it as a handler argument.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The uuid of `req-<uuid>`; also the `Request.id` of a write.
+    pub request_id: Uuid,
+    pub version: Microversion,
+    /// `None` only for `GET /` without a token.
+    pub caller: Option<Caller>,
+    /// The raw `Accept` header, if any.
+    pub accept: Option<String>,
+    /// The media type of `Content-Type` (parameters stripped), if any.
+    pub content_type: Option<String>,
+    pub config: Arc<ApiConfig>,
+}
+
+impl Ctx {
+    /// Whether the request's microversion is at least `1.minor` (Placement's `matches`).
+    pub fn at_least(&self, minor: u32) -> bool {
+        self.version >= Microversion { major: 1, minor }
+    }
+
+    /// Placement's `check_accept('application/json')`: 406 unless an explicit `Accept`
+    /// admits JSON.
+    pub fn check_accept(&self) -> Result<(), ApiError> {
+        match &self.accept {
+            Some(a) if !a.trim().is_empty() => {
+                if accept_quality(a, "application/json") > 0.0 {
+                    Ok(())
+                } else {
+                    Err(ApiError::not_acceptable_json())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Placement's `require_content('application/json')`: 415 otherwise.
+    pub fn require_json(&self) -> Result<(), ApiError> {
+        match self.content_type.as_deref() {
+            Some("application/json") => Ok(()),
+            other => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "The media type {} is not supported, use application/json",
+                    other.unwrap_or("None")
+                ),
+            )),
+        }
+    }
+
+    /// Checks a policy rule for the caller; 403 in Placement's words when refused.
+    /// Every rule is `role:admin` for now (legacy defaults).
+    pub fn authorize(&self, rule: &str) -> Result<(), ApiError> {
+        let allowed = self.caller.as_ref().is_some_and(|c| c.has_role("admin"));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "Policy doesn't allow {rule} to be performed."
+            )))
+        }
+    }
+
+    /// `req-<uuid>` as shown to clients.
+    pub fn request_id_string(&self) -> String {
+        format!("req-{}", self.request_id)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Ctx>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "request context missing (middleware not installed)",
+            )
+        })
+    }
+}
+
+/// The q-value an `Accept` header gives a concrete media type (most specific range wins).
+pub(crate) fn accept_quality(accept: &str, offer: &str) -> f32 {
+    let (otype, osub) = offer.split_once('/').unwrap_or((offer, ""));
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        if media.is_empty() {
+            continue;
+        }
+        let mut q = 1.0f32;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse().unwrap_or(0.0);
+                }
+            }
+        }
+        let (t, s) = media.split_once('/').unwrap_or((media.as_str(), ""));
+        let specificity = if t == otype && s == osub {
+            3
+        } else if t == otype && s == "*" {
+            2
+        } else if t == "*" && s == "*" {
+            1
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(sp, _)| specificity > sp) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map(|(_, q)| q).unwrap_or(0.0)
+}
+
+/// The body format of an error response, as webob picks it from `Accept`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ErrorFormat {
+    Json,
+    Html,
+    Plain,
+}
+
+fn error_format(accept: Option<&str>) -> ErrorFormat {
+    let Some(a) = accept.filter(|a| !a.trim().is_empty()) else {
+        return ErrorFormat::Json;
+    };
+    let html = accept_quality(a, "text/html");
+    let json = accept_quality(a, "application/json");
+    if json <= 0.0 && html <= 0.0 {
+        ErrorFormat::Plain
+    } else if html > json {
+        ErrorFormat::Html
+    } else {
+        ErrorFormat::Json
+    }
+}
+
+/// What error rendering needs to know about the request.
+struct ErrorEnv<'a> {
+    request_id: &'a str,
+    version: Option<Microversion>,
+    accept: Option<&'a str>,
+    content_type: &'a str,
+    method: &'a str,
+}
+
+fn render_error(status: StatusCode, detail: &str, code: &str, env: &ErrorEnv<'_>) -> Response {
+    let title = title(status);
+    let expl = explanation(
+        status,
+        env.method,
+        env.accept.unwrap_or("*/*"),
+        env.content_type,
+    );
+    let (ctype, body) = match error_format(env.accept) {
+        ErrorFormat::Json => {
+            let mut e = serde_json::Map::new();
+            e.insert("status".into(), status.as_u16().into());
+            e.insert("title".into(), title.into());
+            e.insert("detail".into(), format!("{expl}\n\n {detail} ").into());
+            if let Some(v) = env.version {
+                if v >= (Microversion {
+                    major: 1,
+                    minor: 23,
+                }) {
+                    e.insert("code".into(), code.into());
+                }
+            }
+            e.insert("request_id".into(), env.request_id.into());
+            if status == StatusCode::NOT_ACCEPTABLE && env.version.is_none() {
+                e.insert("max_version".into(), MAX_VERSION.to_string().into());
+                e.insert("min_version".into(), MIN_VERSION.to_string().into());
+            }
+            let body = serde_json::json!({ "errors": [serde_json::Value::Object(e)] });
+            ("application/json", body.to_string())
+        }
+        ErrorFormat::Html => {
+            let st = format!("{} {}", status.as_u16(), title);
+            (
+                "text/html; charset=UTF-8",
+                format!(
+                    "<html>\n <head>\n  <title>{st}</title>\n </head>\n <body>\n  <h1>{st}</h1>\n  \
+                     {}<br /><br />\n{}\n\n\n </body>\n</html>",
+                    html_escape(&expl),
+                    html_escape(detail)
+                ),
+            )
+        }
+        ErrorFormat::Plain => (
+            "text/plain; charset=UTF-8",
+            format!("{} {}\n\n{expl}\n\n{detail}\n\n", status.as_u16(), title),
+        ),
+    };
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    resp
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The pipeline described in the module doc, as an axum middleware.
+pub(crate) async fn pipeline(
+    State(config): State<Arc<ApiConfig>>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response {
+    let request_id = Uuid::new_v4();
+    let rid = format!("req-{request_id}");
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let accept = header_str(&headers, "accept").map(str::to_string);
+    let raw_ctype = header_str(&headers, "content-type").map(str::to_string);
+    let content_type = raw_ctype
+        .as_deref()
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|c| !c.is_empty());
+    let mut env = ErrorEnv {
+        request_id: &rid,
+        version: None,
+        accept: accept.as_deref(),
+        content_type: content_type.as_deref().unwrap_or("None"),
+        method: method.as_str(),
+    };
+    let is_root = req.uri().path() == "/" || req.uri().path().is_empty();
+
+    let mut resp = 'resp: {
+        // noauth2.
+        let caller = match header_str(&headers, "x-auth-token") {
+            None if is_root => None,
+            None => {
+                break 'resp render_error(StatusCode::UNAUTHORIZED, "", "", &env);
+            }
+            Some(token) => {
+                let (user, project) = match token.split_once(':') {
+                    Some((u, p)) if !p.is_empty() => (u, p),
+                    Some((u, _)) => (u, u),
+                    None => (token, token),
+                };
+                let roles: Vec<String> = match header_str(&headers, "x-roles") {
+                    Some(r) => r.split(',').map(|s| s.trim().to_string()).collect(),
+                    None if user == "admin" => vec!["admin".into()],
+                    None => vec![],
+                };
+                let system_scope =
+                    header_str(&headers, "openstack-system-scope").is_some_and(|s| !s.is_empty());
+                let project = header_str(&headers, "x-project-id").unwrap_or(project);
+                Some(Caller {
+                    user_id: user.to_string(),
+                    project_id: (!system_scope).then(|| project.to_string()),
+                    roles,
+                    system_scope,
+                })
+            }
+        };
+
+        // Microversion.
+        let version = match parse_version(&headers) {
+            Ok(v) => v,
+            Err(VersionError::Malformed(m)) => {
+                break 'resp render_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid microversion: {m}"),
+                    "",
+                    &env,
+                );
+            }
+            Err(VersionError::Unacceptable(m)) => {
+                break 'resp render_error(
+                    StatusCode::NOT_ACCEPTABLE,
+                    &format!("Invalid microversion: {m}"),
+                    "",
+                    &env,
+                );
+            }
+        };
+        env.version = Some(version);
+
+        // Content-length / content-type (PlacementHandler.__call__).
+        if let Some(clen) = headers.get(http::header::CONTENT_LENGTH) {
+            match clen
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                None => {
+                    break 'resp render_error(
+                        StatusCode::BAD_REQUEST,
+                        "content-length header must be an integer",
+                        placement_types::ErrorCode::Undefined.as_str(),
+                        &env,
+                    );
+                }
+                Some(n) if n > 0 && raw_ctype.as_deref().is_none_or(|c| c.is_empty()) => {
+                    break 'resp render_error(
+                        StatusCode::BAD_REQUEST,
+                        "content-type header required when content-length > 0",
+                        placement_types::ErrorCode::Undefined.as_str(),
+                        &env,
+                    );
+                }
+                _ => {}
+            }
+        }
+
+        req.extensions_mut().insert(Ctx {
+            request_id,
+            version,
+            caller,
+            accept: accept.clone(),
+            content_type: content_type.clone(),
+            config,
+        });
+        let resp = next.run(req).await;
+        finish(resp, &env)
+    };
+
+    let h = resp.headers_mut();
+    if let Some(v) = env.version {
+        if let Ok(val) = HeaderValue::from_str(&format!("{SERVICE_TYPE} {v}")) {
+            h.insert(HeaderName::from_static(STANDARD_HEADER), val);
+        }
+        h.insert(VARY, HeaderValue::from_static(STANDARD_HEADER));
+    }
+    if let Ok(val) = HeaderValue::from_str(&rid) {
+        h.insert(HeaderName::from_static("openstack-request-id"), val.clone());
+        h.insert(HeaderName::from_static("x-openstack-request-id"), val);
+    }
+    resp
+}
+
+/// Renders error responses coming back from the router in Placement's shape.
+fn finish(resp: Response, env: &ErrorEnv<'_>) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, _body) = resp.into_parts();
+    let (detail, code) = match parts.extensions.get::<ErrorMark>() {
+        Some(m) => (m.detail.clone(), m.code),
+        None => {
+            let detail = match status {
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    "The method specified is not allowed for this resource.".to_string()
+                }
+                _ => String::new(),
+            };
+            (detail, placement_types::ErrorCode::Undefined)
+        }
+    };
+    let mut out = render_error(status, &detail, code.as_str(), env);
+    for (name, value) in parts.headers.iter() {
+        if name == CONTENT_TYPE || name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        if name == ALLOW {
+            // axum lists HEAD with GET and separates with ","; Placement lists the
+            // declared methods separated by ", ".
+            let methods: Vec<&str> = value
+                .to_str()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty() && *m != Method::HEAD.as_str())
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
+                out.headers_mut().insert(ALLOW, v);
+            }
+            continue;
+        }
+        out.headers_mut().append(name.clone(), value.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn versions_parse_like_microversion_parse() {
+        let ok = |h: &[(&'static str, &'static str)]| match parse_version(&hv(h)) {
+            Ok(v) => v.to_string(),
+            Err(VersionError::Malformed(m)) => format!("400 {m}"),
+            Err(VersionError::Unacceptable(m)) => format!("406 {m}"),
+        };
+        assert_eq!(ok(&[]), "1.0");
+        assert_eq!(ok(&[("openstack-api-version", "placement latest")]), "1.39");
+        assert_eq!(
+            ok(&[("openstack-api-version", "compute 2.1, placement 1.5")]),
+            "1.5"
+        );
+        assert_eq!(ok(&[("x-openstack-placement-api-version", "1.7")]), "1.7");
+        assert_eq!(
+            ok(&[("openstack-api-version", "placement 0.5")]),
+            "406 Unacceptable version header: 0.5"
+        );
+        assert_eq!(
+            ok(&[("openstack-api-version", "placement 1.2.3")]),
+            "400 invalid version string: 1.2.3"
+        );
+        assert_eq!(
+            ok(&[("openstack-api-version", "placement pony.horse")]),
+            "400 invalid version string: pony.horse"
+        );
+    }
+
+    #[test]
+    fn accept_matching() {
+        assert!(accept_quality("*/*", "application/json") > 0.0);
+        assert!(accept_quality("text/plain", "application/json") <= 0.0);
+        assert!(
+            accept_quality(
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                "application/json"
+            ) > 0.0
+        );
+        assert!(
+            accept_quality(
+                "text/html,application/xhtml+xml,application/xml;q=0.9",
+                "application/json"
+            ) <= 0.0
+        );
+        assert!(error_format(Some("*/*")) == ErrorFormat::Json);
+        assert!(error_format(Some("text/html")) == ErrorFormat::Html);
+    }
+}

@@ -1,0 +1,100 @@
+//! The request pipeline end to end over a LocalBackend: auth, microversions, error shapes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use placement_api::{router, ApiConfig, LocalBackend};
+use serde_json::Value;
+use tower::ServiceExt;
+
+async fn call(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, http::HeaderMap, Value) {
+    let app = router(Arc::new(LocalBackend::new()), ApiConfig::default());
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = app
+        .oneshot(b.body(Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, headers, json)
+}
+
+#[tokio::test]
+async fn root_needs_no_token_and_has_version_headers() {
+    let (s, h, j) = call(
+        "GET",
+        "/",
+        &[("openstack-api-version", "placement latest")],
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["openstack-api-version"], "placement 1.39");
+    assert_eq!(h["vary"], "openstack-api-version");
+    assert!(h["openstack-request-id"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("req-"));
+    assert!(h.contains_key("last-modified"));
+    assert_eq!(j["versions"][0]["max_version"], "1.39");
+}
+
+#[tokio::test]
+async fn unknown_path_wrong_method_no_token() {
+    let (s, _, j) = call(
+        "GET",
+        "/barnabas",
+        &[
+            ("x-auth-token", "admin"),
+            ("openstack-api-version", "placement 1.23"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(j["errors"][0]["title"], "Not Found");
+    assert_eq!(j["errors"][0]["code"], "placement.undefined_code");
+    let (s, h, j) = call("DELETE", "/", &[("x-auth-token", "admin")], "").await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(h["allow"], "GET");
+    assert!(j["errors"][0]["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("The method DELETE is not allowed"));
+    let (s, _, _) = call("GET", "/resource_providers", &[], "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_microversions() {
+    let (s, _, j) = call(
+        "GET",
+        "/",
+        &[("openstack-api-version", "placement 0.5")],
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(j["errors"][0]["max_version"], "1.39");
+    let (s, _, _) = call(
+        "GET",
+        "/",
+        &[("openstack-api-version", "placement 1.2.3")],
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
