@@ -477,13 +477,21 @@ fn plan_writes(
         if !touched {
             continue;
         }
-        let mut allocations: Vec<Allocation> = w
-            .allocations
-            .iter()
-            .filter(|a| a.used > 0)
-            .cloned()
+        // One record per provider and class (a class named twice on a provider adds up, as
+        // two rows would in Placement), in a canonical order.
+        let mut merged: BTreeMap<(Uuid, &str), i64> = BTreeMap::new();
+        for a in w.allocations.iter().filter(|a| a.used > 0) {
+            let used = merged.entry((a.provider, &a.resource_class)).or_default();
+            *used = used.saturating_add(a.used);
+        }
+        let allocations: Vec<Allocation> = merged
+            .into_iter()
+            .map(|((provider, class), used)| Allocation {
+                provider,
+                resource_class: class.to_string(),
+                used,
+            })
             .collect();
-        allocations.sort();
         if allocations.is_empty() {
             out.push((w.consumer, None));
             continue;

@@ -550,16 +550,11 @@ fn to_command(op: &Op) -> Command {
                 if !seen.insert(*c) {
                     continue;
                 }
-                // One line per provider and class, as the API's JSON objects guarantee.
-                let mut by_key: BTreeMap<(u8, usize), i64> = BTreeMap::new();
-                for (p, k, used) in lines {
-                    if *used > 0 {
-                        by_key.insert((*p, *k), *used);
-                    }
-                }
-                let lines: Vec<(u128, &str, i64)> = by_key
-                    .into_iter()
-                    .map(|((p, k), used)| (u128::from(p), CLASSES[k], used))
+                // Lines as sent (a class may repeat on a provider; apply merges them).
+                let lines: Vec<(u128, &str, i64)> = lines
+                    .iter()
+                    .filter(|(_, _, used)| *used > 0)
+                    .map(|(p, k, used)| (u128::from(*p), CLASSES[*k], *used))
                     .collect();
                 consumers.push(write(cons(u128::from(*c)), &lines));
             }
@@ -609,4 +604,19 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_class_named_twice_on_a_provider_is_one_record() {
+    let mut s = state_with(&[(1, vec![("VCPU", inv(10))])]);
+    put(&mut s, write(cons(1), &[(1, "VCPU", 3), (1, "VCPU", 4)])).expect("fits");
+    let c = s.consumer(&cons(1)).expect("consumer");
+    assert_eq!(c.allocations.len(), 1);
+    assert_eq!(s.usage(&rp(1), "VCPU"), 7);
+    expect_err(
+        put(&mut s, write(cons(2), &[(1, "VCPU", 2), (1, "VCPU", 2)])),
+        ErrorKind::Conflict,
+        ErrorCode::Undefined,
+        CAPACITY,
+    );
 }
