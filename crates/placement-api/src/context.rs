@@ -26,7 +26,7 @@ use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, VARY};
+use http::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, VARY};
 use http::request::Parts;
 use http::{Method, StatusCode};
 use placement_types::Uuid;
@@ -474,6 +474,16 @@ pub(crate) async fn pipeline(
         finish(resp, &env)
     };
 
+    // webob makes a relative `location` absolute with the request's scheme and host.
+    if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+        if loc.starts_with('/') {
+            let scheme = header_str(&headers, "x-forwarded-proto").unwrap_or("http");
+            let host = header_str(&headers, "host").unwrap_or("localhost");
+            if let Ok(v) = HeaderValue::from_str(&format!("{scheme}://{host}{loc}")) {
+                resp.headers_mut().insert(LOCATION, v);
+            }
+        }
+    }
     let h = resp.headers_mut();
     if let Some(v) = env.version {
         if let Ok(val) = HeaderValue::from_str(&format!("{SERVICE_TYPE} {v}")) {

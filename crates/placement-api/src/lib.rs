@@ -43,6 +43,7 @@ pub mod backend;
 pub mod context;
 pub mod error;
 pub mod handlers;
+pub mod qs;
 pub mod schema;
 pub mod util;
 

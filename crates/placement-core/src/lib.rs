@@ -9,6 +9,7 @@
 //! before a command is built), and allocation candidates (a later module).
 
 pub mod apply;
+pub mod query;
 pub mod state;
 
 pub use apply::{apply, Applied};
