@@ -1,1 +1,85 @@
-//! placement-raft
+//! placement-raft: placementd's Raft member — openraft configured for Placement, its network,
+//! and [`PlacementNode`], the handle the binary and the HTTP backend use.
+//!
+//! # DESIGN
+//! - **openraft stays behind this crate.** Callers see [`PlacementNode`] (`write`,
+//!   `read_barrier`, `with_state`, `status`, `shutdown`), [`NodeConfig`] and one [`Error`]
+//!   enum; an openraft API change (the 0.10 line is pinned to an alpha) stays here and in
+//!   `placement-storage`, which must implement openraft's storage traits.
+//! - **Every write is one log entry** ([`placement_types::LogPayload`]) proposed with
+//!   `client_write`; the response is what `apply` produced on this node, so a read on the same
+//!   node after the write sees it.
+//! - **Reads are linearizable** through openraft's ReadIndex (`ensure_linearizable`): the
+//!   leader confirms it still leads with a quorum and waits until it has applied its commit
+//!   index before the caller reads local state.
+//! - **Startup never serves stale state**: `open` returns only after a leader is known and
+//!   `wait_for_recovery` has re-applied what was committed before the restart.
+//! - **Tuning is named** (`config.rs`), with the reason for each value.
+//!
+//! This step runs one-node clusters: a fresh directory is initialized with itself as the only
+//! voter, a restarted lone voter elects itself at once, and the network ([`NoPeerNetwork`])
+//! answers every RPC with `Unreachable` (a node never opens a client to itself). Left out for
+//! the multi-node step: the peer transport (Raft RPCs, snapshot streaming, write forwarding
+//! and follower reads over the peer port), `--initial-cluster` bootstrap and membership
+//! changes. [`PeerNode`] already carries the peer address those need.
+
+mod config;
+mod network;
+mod node;
+
+pub use config::{
+    raft_config, CLUSTER_NAME, ELECTION_TIMEOUT_MAX_MS, ELECTION_TIMEOUT_MIN_MS,
+    HEARTBEAT_INTERVAL_MS, INSTALL_SNAPSHOT_TIMEOUT_MS, LOG_KEPT_AFTER_SNAPSHOT,
+    MAX_PAYLOAD_ENTRIES, PURGE_BATCH, REPLICATION_LAG_THRESHOLD, SNAPSHOT_EVERY_ENTRIES,
+    WRITE_BATCH_ENTRIES,
+};
+pub use network::{NoPeer, NoPeerNetwork};
+pub use node::{
+    NodeConfig, NodeStatus, PlacementNode, READ_BARRIER_TIMEOUT, STARTUP_TIMEOUT, WRITE_TIMEOUT,
+};
+pub use placement_storage::{NodeId, PeerNode, TypeConfig};
+
+/// Why the node could not serve a write or a read (domain rejections are not errors here:
+/// they come back inside [`placement_types::ApplyResult`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data directory or database failed.
+    #[error(transparent)]
+    Storage(#[from] placement_storage::Error),
+
+    /// The Raft configuration is invalid (a bug in `config.rs`).
+    #[error("raft configuration: {0}")]
+    Config(String),
+
+    /// This node is not the leader; `leader` is the one it knows of, if any.
+    #[error("not the leader (leader: {leader:?}, at {leader_api_addr:?})")]
+    NotLeader {
+        leader: Option<NodeId>,
+        leader_api_addr: Option<String>,
+    },
+
+    /// The leader cannot reach a quorum.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
+
+    /// The write's log entry was replaced during a leader change: it may or may not be
+    /// applied (a retry with the same request id is deduplicated once the peer transport
+    /// lands).
+    #[error("write outcome unknown: {0}")]
+    OutcomeUnknown(String),
+
+    /// A deadline passed.
+    #[error("timed out: {0}")]
+    Timeout(String),
+
+    /// Raft has stopped (shutdown, or a storage failure made it stop).
+    #[error("raft stopped: {0}")]
+    Stopped(String),
+
+    /// Any other Raft failure.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+//! Raft tuning: every knob placementd sets on openraft, named and explained.
+//!
+//! Values assume a LAN (sub-millisecond RTT) and modest, possibly shared machines: timeouts
+//! are generous so that a busy node does not trigger needless elections, and snapshots are
+//! taken often enough that a restarted or new member catches up from a snapshot plus a short
+//! log tail rather than replaying history.
+
+use std::sync::Arc;
+
+use openraft::{Config, SnapshotPolicy};
+
+use crate::Error;
+
+/// Name of the Raft cluster (shown in openraft's logs and metrics).
+pub const CLUSTER_NAME: &str = "placementd";
+
+/// A leader sends heartbeats this often (ms). Ten per election timeout: a follower only
+/// starts an election after missing about ten in a row.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+
+/// A follower that hears nothing from a leader for a random time in
+/// `[ELECTION_TIMEOUT_MIN_MS, ELECTION_TIMEOUT_MAX_MS)` starts an election. One second is
+/// long enough for a loaded 2-core node to miss a few heartbeats without disruption and
+/// short enough that clients see a failover in a couple of seconds. (A one-node cluster does
+/// not wait for it: it is elected at once at start, see `node.rs`.)
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
+
+/// Build a snapshot after this many entries were applied since the last one. Placement state
+/// is small (records of providers and consumers), so a snapshot is cheap; 10 000 entries keep
+/// restart replay under a second and bound the log on disk.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
+
+/// Entries kept in the log even though a snapshot covers them, so a follower that lags a
+/// little catches up from the log instead of a full snapshot transfer.
+pub const LOG_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
+
+/// Purge covered log entries in batches of at least this many (fewer, larger range deletes).
+pub const PURGE_BATCH: u64 = 256;
+
+/// A follower more than this many entries behind is sent a snapshot instead of entries. Must
+/// exceed [`SNAPSHOT_EVERY_ENTRIES`] (openraft's rule), or a snapshot may not close the gap.
+pub const REPLICATION_LAG_THRESHOLD: u64 = 20_000;
+
+/// Entries per AppendEntries RPC to a follower.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 512;
+
+/// Time allowed to send and install a whole snapshot on a follower (ms).
+pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 60_000;
+
+/// Client writes openraft folds into one log append (and thus one fsync): the group-commit
+/// batch size. Large, because a synced write costs the same for 1 entry or 1 000.
+pub const WRITE_BATCH_ENTRIES: u64 = 4_096;
+
+/// openraft's configuration for a placementd node, validated.
+pub fn raft_config() -> Result<Arc<Config>, Error> {
+    let config = Config {
+        cluster_name: CLUSTER_NAME.to_string(),
+        heartbeat_interval: HEARTBEAT_INTERVAL_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
+        purge_batch_size: PURGE_BATCH,
+        replication_lag_threshold: REPLICATION_LAG_THRESHOLD,
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        max_append_entries: Some(WRITE_BATCH_ENTRIES),
+        api_batch_capacity: WRITE_BATCH_ENTRIES,
+        // A restarted leader goes through a normal election (standard Raft): applied state is
+        // not fsynced on every apply, so leadership must be re-earned, not restored.
+        enable_leader_restore: Some(false),
+        ..Config::default()
+    };
+    let config = config
+        .validate()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_is_valid() {
+        assert!(super::raft_config().is_ok());
+    }
+}

@@ -1,0 +1,376 @@
+//! The replicated state machine: openraft's `RaftStateMachine` over Placement's pure `apply`.
+//!
+//! # Apply
+//! For each committed entry, in log order:
+//! 1. compute `placement_core::apply(&state, &request)` under a read lock (readers continue);
+//! 2. write every changed record, the applied log id (and, for a membership entry, the
+//!    membership) in ONE RocksDB `WriteBatch`;
+//! 3. commit the changes to the in-memory [`State`] under a short write lock;
+//! 4. send the [`ApplyResult`] to the waiting client, if any.
+//!
+//! A rejected command (a `DomainError`) is a normal outcome: nothing changes but the applied
+//! log id. If the pure `apply` panics (a bug), the panic is caught and the entry is answered
+//! with an error and no changes; since `apply` is deterministic, every node does the same, so
+//! the replicas stay identical. An entry whose index does not follow the applied one, or a
+//! record that cannot be stored, is a storage error: openraft stops the node rather than let
+//! replicas diverge.
+//!
+//! # Durability
+//! Apply batches are written to the WAL but not fsynced: the Raft log they derive from is
+//! durable and is replayed from the persisted applied id (the WAL is ordered, so a surviving
+//! applied id always comes with the records written alongside it). Two points do sync:
+//! building a snapshot fsyncs the WAL (the log may be purged up to the snapshot right after),
+//! and installing a snapshot is one synced batch.
+//!
+//! # Snapshots
+//! A snapshot is built from a RocksDB snapshot: the applied id, the membership and the records
+//! are all read from that same point-in-time view, so the metadata always describes exactly
+//! the data. Installing replaces the whole record column family and the metadata in one
+//! synced `WriteBatch` (a crash leaves either the old state or the new one), then swaps the
+//! in-memory state. See `snapshot.rs` for the file format.
+//!
+//! Left out: remembering recent request ids for forwarded-write deduplication (comes with the
+//! peer transport), and incremental / streaming install for states larger than memory.
+
+use std::io::{self, BufReader, BufWriter};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use placement_core::{Applied, State};
+use placement_types::{ApplyResult, DomainError, LogPayload, Outcome, Request};
+use rocksdb::{IteratorMode, WriteBatch, DB};
+
+use crate::error::{Error, Result};
+use crate::keys::{self, APPLIED, CF_SM_RECORDS, MEMBERSHIP, RECORD_KEY_END, RECORD_KEY_START};
+use crate::snapshot::{SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
+use crate::store::{cf, get_meta, synced, unsynced};
+use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+
+/// The state machine. Holds the in-memory [`State`] that readers share through
+/// [`StateMachine::state`]; only this type ever writes it.
+pub struct StateMachine {
+    db: Arc<DB>,
+    snapshots: Arc<SnapshotDir>,
+    state: Arc<RwLock<State>>,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl std::fmt::Debug for StateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachine")
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateMachine {
+    /// Loads the applied id and membership, and rebuilds [`State`] from the stored records.
+    pub(crate) fn open(db: Arc<DB>, snapshots: Arc<SnapshotDir>) -> Result<Self> {
+        let applied = get_meta(&db, &APPLIED)?;
+        let membership = get_meta(&db, &MEMBERSHIP)?.unwrap_or_default();
+        let mut state = State::new();
+        let mut count = 0u64;
+        for item in db.iterator_cf(cf(&db, CF_SM_RECORDS)?, IteratorMode::Start) {
+            let (key, value) = item?;
+            state.insert_record(keys::decode_record(&key, &value)?);
+            count += 1;
+        }
+        tracing::info!(
+            records = count,
+            applied = ?applied.as_ref().map(|id| id.index),
+            "state machine loaded"
+        );
+        Ok(StateMachine {
+            db,
+            snapshots,
+            state: Arc::new(RwLock::new(state)),
+            applied,
+            membership,
+        })
+    }
+
+    /// The shared in-memory state. Take the read lock only for the duration of one read; it
+    /// always shows a whole number of applied entries.
+    pub fn state(&self) -> Arc<RwLock<State>> {
+        self.state.clone()
+    }
+
+    /// The last applied log id (as persisted with the records).
+    pub fn applied(&self) -> Option<&LogId> {
+        self.applied.as_ref()
+    }
+
+    /// Applies one entry and returns the response for its client.
+    pub(crate) fn apply_entry(&mut self, entry: Entry) -> Result<ApplyResult> {
+        let log_id = entry.log_id();
+        if let Some(applied) = &self.applied {
+            if log_id.index <= applied.index {
+                return Err(Error::corrupt(format!(
+                    "entry {} applied after entry {}",
+                    log_id.index, applied.index
+                )));
+            }
+        }
+        let mut batch = WriteBatch::default();
+        let mut membership = None;
+        let (result, changes) = match entry.payload {
+            EntryPayload::Blank => (Ok(Outcome::Done), Vec::new()),
+            EntryPayload::Membership(m) => {
+                let stored = StoredMembership::new(Some(log_id), m);
+                batch.put_cf(
+                    cf(&self.db, MEMBERSHIP.cf)?,
+                    MEMBERSHIP.key,
+                    MEMBERSHIP.encode(&stored)?,
+                );
+                membership = Some(stored);
+                (Ok(Outcome::Done), Vec::new())
+            }
+            EntryPayload::Normal(LogPayload::V1(request)) => {
+                let applied = self.run_apply(&log_id, &request);
+                (applied.result, applied.changes)
+            }
+        };
+
+        let cf_records = cf(&self.db, CF_SM_RECORDS)?;
+        for change in &changes {
+            match keys::encode_change(change)? {
+                (key, Some(value)) => batch.put_cf(cf_records, key, value),
+                (key, None) => batch.delete_cf(cf_records, key),
+            }
+        }
+        batch.put_cf(
+            cf(&self.db, APPLIED.cf)?,
+            APPLIED.key,
+            APPLIED.encode(&log_id)?,
+        );
+        // Not synced: the durable Raft log replays this entry if the write is lost (see the
+        // module doc). Written inline: an unsynced write is a memtable insert plus a WAL
+        // append to the page cache.
+        self.db.write_opt(batch, &unsynced())?;
+
+        if !changes.is_empty() {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            state.commit(&changes);
+        }
+        self.applied = Some(log_id);
+        if let Some(m) = membership {
+            self.membership = m;
+        }
+        Ok(result)
+    }
+
+    /// Runs the pure `apply`, turning a panic into a rejected command.
+    fn run_apply(&self, log_id: &LogId, request: &Request) -> Applied {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        match catch_unwind(AssertUnwindSafe(|| placement_core::apply(&state, request))) {
+            Ok(applied) => applied,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(
+                    index = log_id.index,
+                    request = %request.id,
+                    panic = %what,
+                    "apply panicked; the command is rejected on every node"
+                );
+                Applied {
+                    result: Err(DomainError::bad_request(format!(
+                        "The request could not be applied (internal error in request {}).",
+                        request.id
+                    ))),
+                    changes: Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn snapshot_builder(&self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+}
+
+/// Builds a snapshot file from a RocksDB snapshot of the state-machine column families.
+pub struct SnapshotBuilder {
+    db: Arc<DB>,
+    snapshots: Arc<SnapshotDir>,
+}
+
+fn build_snapshot(db: &DB, snapshots: &SnapshotDir) -> Result<Snapshot> {
+    let view = db.snapshot();
+    // Metadata from the same point-in-time view as the records (one apply batch writes both).
+    let last_log_id = match view.get_pinned_cf(cf(db, APPLIED.cf)?, APPLIED.key)? {
+        Some(bytes) => Some(APPLIED.decode(&bytes)?),
+        None => None,
+    };
+    let last_membership = match view.get_pinned_cf(cf(db, MEMBERSHIP.cf)?, MEMBERSHIP.key)? {
+        Some(bytes) => MEMBERSHIP.decode(&bytes)?,
+        None => StoredMembership::default(),
+    };
+    let meta = SnapshotMeta {
+        last_log_id,
+        last_membership,
+    };
+    // Synced: everything in this view becomes durable in the database too, so purging the
+    // log up to the snapshot never passes state that only the page cache holds.
+    db.flush_wal(true)?;
+
+    let tmp = snapshots.tmp_path("build");
+    let mut writer = SnapshotWriter::create(&tmp, &meta)?;
+    for item in view.iterator_cf(cf(db, CF_SM_RECORDS)?, IteratorMode::Start) {
+        let (key, value) = item?;
+        writer.record(&key, &value)?;
+    }
+    writer.finish()?;
+    let file = snapshots.publish(&tmp, &meta)?;
+    tracing::info!(
+        index = ?meta.last_log_id.as_ref().map(|id| id.index),
+        path = %file.path().display(),
+        "snapshot built"
+    );
+    Ok(Snapshot {
+        meta,
+        snapshot: file,
+    })
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let db = self.db.clone();
+        let snapshots = self.snapshots.clone();
+        let snapshot = tokio::task::spawn_blocking(move || build_snapshot(&db, &snapshots))
+            .await
+            .map_err(Error::from)??;
+        Ok(snapshot)
+    }
+}
+
+/// Copies, verifies and installs a snapshot; returns the rebuilt state. Blocking.
+fn install_snapshot(
+    db: &DB,
+    snapshots: &SnapshotDir,
+    meta: &SnapshotMeta,
+    mut data: SnapshotFile,
+) -> Result<State> {
+    // Keep our own copy: the source belongs to the caller (the transport's receive file, or
+    // another store's snapshot), and the installed file becomes our current snapshot.
+    let tmp = snapshots.tmp_path("install");
+    {
+        use std::io::{Seek, Write};
+        let source = data.file_mut();
+        source.rewind()?;
+        let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
+        io::copy(source, &mut out)?;
+        out.flush()?;
+        let file = out.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+        // Synced: this file is published as the current snapshot after the install.
+        file.sync_all()?;
+    }
+
+    let mut reader = SnapshotReader::new(BufReader::new(std::fs::File::open(&tmp)?))?;
+    if reader.meta != *meta {
+        return Err(Error::corrupt(format!(
+            "snapshot file is for {:?}, install asked for {:?}",
+            reader.meta.last_log_id, meta.last_log_id
+        )));
+    }
+    let cf_records = cf(db, CF_SM_RECORDS)?;
+    let mut batch = WriteBatch::default();
+    batch.delete_range_cf(cf_records, RECORD_KEY_START, RECORD_KEY_END);
+    let mut state = State::new();
+    while let Some((key, value)) = reader.next_record()? {
+        state.insert_record(keys::decode_record(&key, &value)?);
+        batch.put_cf(cf_records, key, value);
+    }
+    let cf_meta = cf(db, APPLIED.cf)?;
+    match &meta.last_log_id {
+        Some(id) => batch.put_cf(cf_meta, APPLIED.key, APPLIED.encode(id)?),
+        None => batch.delete_cf(cf_meta, APPLIED.key),
+    }
+    batch.put_cf(
+        cf(db, MEMBERSHIP.cf)?,
+        MEMBERSHIP.key,
+        MEMBERSHIP.encode(&meta.last_membership)?,
+    );
+    // Synced, one batch: the old records, the new ones and the applied id switch together,
+    // and must be durable before openraft purges the log entries this snapshot replaces.
+    db.write_opt(batch, &synced())?;
+    snapshots.publish(&tmp, meta)?;
+    Ok(state)
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let result = self.apply_entry(entry)?;
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.snapshot_builder()
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
+        Some(self.snapshot_builder())
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        tracing::info!(
+            index = ?meta.last_log_id.as_ref().map(|id| id.index),
+            "installing snapshot"
+        );
+        let db = self.db.clone();
+        let snapshots = self.snapshots.clone();
+        let owned_meta = meta.clone();
+        let state = tokio::task::spawn_blocking(move || {
+            install_snapshot(&db, &snapshots, &owned_meta, snapshot)
+        })
+        .await
+        .map_err(Error::from)??;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let Some(mut file) = self.snapshots.open_current()? else {
+            return Ok(None);
+        };
+        let meta = file.read_meta()?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: file,
+        }))
+    }
+}

@@ -1,0 +1,189 @@
+//! Opening a node's data directory: one RocksDB with four column families, plus a directory
+//! of snapshot files.
+//!
+//! ```text
+//! <data-dir>/rocksdb/     the database (raft_log, raft_meta, sm_records, sm_meta)
+//! <data-dir>/snapshots/   the current snapshot file (and, briefly, one being written)
+//! ```
+//!
+//! RocksDB's `LOCK` file keeps a second process off the same directory; that and every other
+//! open failure becomes an [`Error`] naming the path, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteOptions, DB};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::keys::{MetaKey, ALL_CFS, FORMAT, FORMAT_VERSION, NODE_ID};
+use crate::log_store::LogStore;
+use crate::snapshot::SnapshotDir;
+use crate::state_machine::StateMachine;
+use crate::types::NodeId;
+
+/// Upper bound on the total size of write-ahead-log files before RocksDB flushes the column
+/// families that pin the oldest one. `raft_meta` sees few writes and would otherwise keep old
+/// WAL files alive until the (much larger) default of 4× all write buffers.
+const MAX_TOTAL_WAL_SIZE: u64 = 256 << 20;
+
+/// How many RocksDB info-log files to keep in the database directory.
+const KEEP_INFO_LOG_FILES: usize = 5;
+
+/// Directory names inside the data directory.
+const DB_DIR: &str = "rocksdb";
+const SNAPSHOT_DIR: &str = "snapshots";
+
+/// Write options for writes that Raft relies on being durable when the call returns: the
+/// WAL is fsynced before the write is acknowledged.
+pub(crate) fn synced() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    opts
+}
+
+/// Write options for writes that may be lost by a power failure (not by a process crash: the
+/// WAL write reaches the OS before returning) because they can be rebuilt from synced data.
+pub(crate) fn unsynced() -> WriteOptions {
+    WriteOptions::default()
+}
+
+/// A column family handle; missing ones are a bug (every CF is opened in [`Store::open`]).
+pub(crate) fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily> {
+    db.cf_handle(name).ok_or(Error::MissingColumnFamily(name))
+}
+
+/// Reads a typed metadata value.
+pub(crate) fn get_meta<T: Serialize + DeserializeOwned>(
+    db: &DB,
+    key: &MetaKey<T>,
+) -> Result<Option<T>> {
+    match db.get_pinned_cf(cf(db, key.cf)?, key.key)? {
+        Some(bytes) => Ok(Some(key.decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// An open data directory: the RocksDB handle shared by the log store and the state machine.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+    snapshots: Arc<SnapshotDir>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let dir_err = |source| Error::DataDir {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&path).map_err(dir_err)?;
+        let db_path = path.join(DB_DIR);
+
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_SIZE);
+        opts.set_keep_log_file_num(KEEP_INFO_LOG_FILES);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(|source| Error::Open {
+            path: db_path.clone(),
+            source,
+        })?;
+
+        match get_meta(&db, &FORMAT)? {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(Error::Format {
+                    path: db_path,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            None => {
+                // Synced: the format marker must not be lost while data written after it
+                // survives (the WAL is replayed in order, so later data cannot outlive it).
+                db.put_cf_opt(
+                    cf(&db, FORMAT.cf)?,
+                    FORMAT.key,
+                    FORMAT.encode(&FORMAT_VERSION)?,
+                    &synced(),
+                )?;
+            }
+        }
+
+        let snapshots = SnapshotDir::open(path.join(SNAPSHOT_DIR)).map_err(dir_err)?;
+        tracing::info!(path = %path.display(), "storage opened");
+        Ok(Store {
+            db: Arc::new(db),
+            snapshots: Arc::new(snapshots),
+            path,
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Binds the data directory to `node_id` on first use and refuses any other id after:
+    /// a node's Raft state (its vote, its log) is only valid under the id that wrote it.
+    pub fn bind_node_id(&self, node_id: NodeId) -> Result<()> {
+        match get_meta(&self.db, &NODE_ID)? {
+            Some(stored) if stored == node_id => Ok(()),
+            Some(stored) => Err(Error::NodeIdMismatch {
+                stored,
+                requested: node_id,
+            }),
+            None => {
+                // Synced: a vote saved under this id must never survive without the id.
+                self.db.put_cf_opt(
+                    cf(&self.db, NODE_ID.cf)?,
+                    NODE_ID.key,
+                    NODE_ID.encode(&node_id)?,
+                    &synced(),
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The node id this directory is bound to, if any.
+    pub fn node_id(&self) -> Result<Option<NodeId>> {
+        get_meta(&self.db, &NODE_ID)
+    }
+
+    /// The Raft log store (cheap handle on the shared database).
+    pub fn log_store(&self) -> LogStore {
+        LogStore::new(self.db.clone())
+    }
+
+    /// The state machine, with its in-memory [`placement_core::State`] rebuilt from the
+    /// records column family.
+    pub fn state_machine(&self) -> Result<StateMachine> {
+        StateMachine::open(self.db.clone(), self.snapshots.clone())
+    }
+
+    /// Makes every write so far durable (fsyncs the WAL). Used at shutdown, so that a clean
+    /// stop never depends on replaying the log.
+    pub fn sync(&self) -> Result<()> {
+        // Synced: this is the explicit durability point for everything written unsynced.
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+}

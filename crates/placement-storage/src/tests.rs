@@ -1,0 +1,402 @@
+//! Storage tests on real RocksDB in temp dirs: openraft's own storage suite for the log store
+//! and state machine, then placementd's apply / restart / snapshot round trips.
+
+use std::collections::BTreeMap;
+
+use futures::stream;
+use openraft::entry::RaftEntry;
+use openraft::storage::{RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::type_config::TypeConfigExt;
+use openraft::StorageError;
+use placement_core::{Record, State};
+use placement_types::{
+    Allocation, Command, ConsumerTypeWrite, ConsumerWrite, ErrorKind, GenerationCheck, Inventory,
+    LogPayload, Outcome, Request, Timestamp, Uuid,
+};
+use tempfile::TempDir;
+
+use crate::{Entry, LogId, LogStore, Membership, PeerNode, StateMachine, Store, TypeConfig};
+
+// ---- openraft's storage suite --------------------------------------------------------------
+
+struct RocksBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+        let dir = TempDir::new().map_err(suite_err)?;
+        let store = Store::open(dir.path()).map_err(suite_err)?;
+        let sm = store.state_machine().map_err(suite_err)?;
+        Ok((dir, store.log_store(), sm))
+    }
+}
+
+fn suite_err(e: impl std::error::Error + 'static) -> StorageError<TypeConfig> {
+    StorageError::read(TypeConfig::err_from_error(&e))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(RocksBuilder).await {
+        panic!("openraft storage suite failed: {e}");
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+fn log_id(index: u64) -> LogId {
+    openraft::testing::log_id::<TypeConfig>(1, 1, index)
+}
+
+fn request(n: u128, command: Command) -> Request {
+    Request {
+        id: Uuid::from_u128(0xAAAA_0000 + n),
+        at: Timestamp(1_700_000_000_000_000 + n as i64),
+        command,
+    }
+}
+
+fn normal(index: u64, command: Command) -> Entry {
+    Entry::new_normal(
+        log_id(index),
+        LogPayload::V1(request(u128::from(index), command)),
+    )
+}
+
+fn membership(index: u64) -> Entry {
+    let nodes = BTreeMap::from([(
+        1u64,
+        PeerNode {
+            api_addr: "127.0.0.1:8778".into(),
+            peer_addr: String::new(),
+        },
+    )]);
+    Entry::new_membership(
+        log_id(index),
+        Membership::new(vec![[1u64].into()], nodes).expect("valid membership"),
+    )
+}
+
+const RP1: Uuid = Uuid::from_u128(0x1111);
+const RP2: Uuid = Uuid::from_u128(0x2222);
+const CONSUMER: Uuid = Uuid::from_u128(0xC0C0);
+
+/// A small history: a membership entry, a blank, custom class and trait, two providers with
+/// inventory, an allocation, and one rejected command (duplicate provider name).
+fn history() -> Vec<Entry> {
+    vec![
+        membership(1),
+        Entry::new_blank(log_id(2)),
+        normal(
+            3,
+            Command::CreateResourceClass {
+                name: "CUSTOM_GPU".into(),
+            },
+        ),
+        normal(
+            4,
+            Command::EnsureTrait {
+                name: "CUSTOM_FAST".into(),
+            },
+        ),
+        normal(
+            5,
+            Command::CreateProvider {
+                uuid: RP1,
+                name: "compute-1".into(),
+                parent: None,
+            },
+        ),
+        normal(
+            6,
+            Command::CreateProvider {
+                uuid: RP2,
+                name: "compute-1".into(),
+                parent: None,
+            },
+        ),
+        normal(
+            7,
+            Command::SetInventories {
+                provider: RP1,
+                generation: 0,
+                inventories: BTreeMap::from([
+                    ("VCPU".to_string(), Inventory::with_total(8)),
+                    ("CUSTOM_GPU".to_string(), Inventory::with_total(2)),
+                ]),
+            },
+        ),
+        normal(
+            8,
+            Command::WriteAllocations {
+                consumers: vec![ConsumerWrite {
+                    consumer: CONSUMER,
+                    project_id: "p".into(),
+                    user_id: "u".into(),
+                    generation: GenerationCheck::Expect(None),
+                    consumer_type: ConsumerTypeWrite::Keep,
+                    allocations: vec![Allocation {
+                        provider: RP1,
+                        resource_class: "VCPU".into(),
+                        used: 3,
+                    }],
+                }],
+            },
+        ),
+    ]
+}
+
+fn records(state: &State) -> Vec<Record> {
+    state.records().collect()
+}
+
+async fn apply_all(sm: &mut StateMachine, entries: Vec<Entry>) {
+    let items = entries.into_iter().map(|e| Ok((e, None)));
+    sm.apply(stream::iter(items)).await.expect("apply");
+}
+
+fn open(dir: &TempDir) -> (Store, StateMachine) {
+    let store = Store::open(dir.path()).expect("open store");
+    let sm = store.state_machine().expect("open state machine");
+    (store, sm)
+}
+
+// ---- state machine -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn apply_answers_each_entry_and_persists_changes() {
+    let dir = TempDir::new().expect("tempdir");
+    let (_store, mut sm) = open(&dir);
+    let mut results = Vec::new();
+    for entry in history() {
+        results.push(sm.apply_entry(entry).expect("apply entry"));
+    }
+    assert_eq!(results[0], Ok(Outcome::Done), "membership entry");
+    assert_eq!(results[1], Ok(Outcome::Done), "blank entry");
+    assert!(
+        matches!(results[4], Ok(Outcome::Provider(_))),
+        "{:?}",
+        results[4]
+    );
+    let rejected = results[5].clone().expect_err("duplicate name is rejected");
+    assert_eq!(rejected.kind, ErrorKind::Conflict);
+    assert!(results[7].is_ok(), "{:?}", results[7]);
+
+    let state = sm.state();
+    let state = state.read().expect("lock");
+    assert_eq!(state.provider_count(), 1);
+    assert_eq!(state.usage(&RP1, "VCPU"), 3);
+    assert!(state.custom_resource_class("CUSTOM_GPU").is_some());
+    assert_eq!(sm.applied(), Some(&log_id(8)));
+}
+
+#[tokio::test]
+async fn restart_rebuilds_the_same_state() {
+    let dir = TempDir::new().expect("tempdir");
+    let before = {
+        let (_store, mut sm) = open(&dir);
+        apply_all(&mut sm, history()).await;
+        let state = sm.state();
+        let records = records(&state.read().expect("lock"));
+        records
+    };
+    let (_store, mut sm) = open(&dir);
+    let (applied, membership) = sm.applied_state().await.expect("applied state");
+    assert_eq!(applied, Some(log_id(8)));
+    assert_eq!(membership.log_id(), &Some(log_id(1)));
+    let state = sm.state();
+    let state = state.read().expect("lock");
+    assert_eq!(records(&state), before);
+    assert_eq!(state.usage(&RP1, "VCPU"), 3);
+    assert_eq!(
+        state.provider_by_name("compute-1").map(|p| p.uuid),
+        Some(RP1),
+        "derived indexes are rebuilt"
+    );
+}
+
+#[tokio::test]
+async fn applying_an_old_index_is_refused_not_repeated() {
+    let dir = TempDir::new().expect("tempdir");
+    let (_store, mut sm) = open(&dir);
+    apply_all(&mut sm, history()).await;
+    let again = normal(
+        8,
+        Command::CreateResourceClass {
+            name: "CUSTOM_OTHER".into(),
+        },
+    );
+    assert!(sm.apply_entry(again).is_err());
+    assert_eq!(sm.applied(), Some(&log_id(8)));
+}
+
+// ---- snapshots -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn snapshot_round_trip_replaces_follower_state() {
+    let leader_dir = TempDir::new().expect("tempdir");
+    let (_leader_store, mut leader) = open(&leader_dir);
+    apply_all(&mut leader, history()).await;
+
+    // The follower has unrelated state that the snapshot must replace entirely.
+    let follower_dir = TempDir::new().expect("tempdir");
+    {
+        let (_store, mut follower) = open(&follower_dir);
+        apply_all(
+            &mut follower,
+            vec![
+                membership(1),
+                normal(
+                    2,
+                    Command::CreateProvider {
+                        uuid: Uuid::from_u128(0x9999),
+                        name: "stale".into(),
+                        parent: None,
+                    },
+                ),
+            ],
+        )
+        .await;
+    }
+
+    let mut builder = leader.get_snapshot_builder().await;
+    let snapshot = builder.build_snapshot().await.expect("build");
+    assert_eq!(snapshot.meta.last_log_id, Some(log_id(8)));
+    assert_eq!(snapshot.meta.last_membership.log_id(), &Some(log_id(1)));
+    let current = leader
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("some");
+    assert_eq!(current.meta, snapshot.meta);
+
+    let leader_records = records(&leader.state().read().expect("lock"));
+    {
+        let (_store, mut follower) = open(&follower_dir);
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .expect("install");
+        assert_eq!(
+            records(&follower.state().read().expect("lock")),
+            leader_records
+        );
+        assert_eq!(
+            follower.applied_state().await.expect("applied").0,
+            Some(log_id(8))
+        );
+        let installed = follower
+            .get_current_snapshot()
+            .await
+            .expect("current")
+            .expect("some");
+        assert_eq!(installed.meta, snapshot.meta);
+    }
+    // Durable: a restart of the follower sees the installed state, not the stale one.
+    let (_store, mut follower) = open(&follower_dir);
+    let state = follower.state();
+    assert_eq!(records(&state.read().expect("lock")), leader_records);
+    assert!(state
+        .read()
+        .expect("lock")
+        .provider_by_name("stale")
+        .is_none());
+    assert_eq!(
+        follower.applied_state().await.expect("applied").0,
+        Some(log_id(8))
+    );
+}
+
+#[tokio::test]
+async fn snapshot_for_another_log_id_is_refused_and_changes_nothing() {
+    let dir_a = TempDir::new().expect("tempdir");
+    let (_store_a, mut a) = open(&dir_a);
+    apply_all(&mut a, history()).await;
+    let snapshot = a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+
+    let dir_b = TempDir::new().expect("tempdir");
+    let (_store_b, mut b) = open(&dir_b);
+    let mut wrong_meta = snapshot.meta.clone();
+    wrong_meta.last_log_id = Some(log_id(99));
+    assert!(b
+        .install_snapshot(&wrong_meta, snapshot.snapshot)
+        .await
+        .is_err());
+    assert_eq!(b.applied_state().await.expect("applied").0, None);
+    assert_eq!(b.state().read().expect("lock").provider_count(), 0);
+}
+
+// ---- log store -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn appended_batch_survives_reopen() {
+    let dir = TempDir::new().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        let mut log = store.log_store();
+        let entries: Vec<Entry> = (1..=50)
+            .map(|i| {
+                normal(
+                    i,
+                    Command::EnsureTrait {
+                        name: format!("CUSTOM_T{i}"),
+                    },
+                )
+            })
+            .collect();
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append(entries, openraft::storage::IOFlushed::signal(tx))
+            .await
+            .expect("append");
+        rx.await.expect("callback called").expect("append durable");
+        log.save_committed(Some(log_id(50))).await.expect("commit");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    let mut log = store.log_store();
+    let state = log.get_log_state().await.expect("log state");
+    assert_eq!(state.last_log_id, Some(log_id(50)));
+    assert_eq!(
+        log.read_committed().await.expect("committed"),
+        Some(log_id(50))
+    );
+    log.purge(log_id(20)).await.expect("purge");
+    let state = log.get_log_state().await.expect("log state");
+    assert_eq!(state.last_purged_log_id, Some(log_id(20)));
+    let mut reader = log.get_log_reader().await;
+    let entries = openraft::RaftLogReader::try_get_log_entries(&mut reader, 0..100)
+        .await
+        .expect("read");
+    assert_eq!(entries.first().map(|e| e.index()), Some(21));
+    assert_eq!(entries.len(), 30);
+}
+
+#[test]
+fn node_id_is_bound_once() {
+    let dir = TempDir::new().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.bind_node_id(3).expect("first bind");
+    store.bind_node_id(3).expect("same id again");
+    assert!(matches!(
+        store.bind_node_id(4),
+        Err(crate::Error::NodeIdMismatch {
+            stored: 3,
+            requested: 4
+        })
+    ));
+}
+
+#[test]
+fn second_open_of_the_same_directory_fails_cleanly() {
+    let dir = TempDir::new().expect("tempdir");
+    let _first = Store::open(dir.path()).expect("open");
+    let second = Store::open(dir.path());
+    assert!(
+        matches!(second, Err(crate::Error::Open { .. })),
+        "{second:?}"
+    );
+}
