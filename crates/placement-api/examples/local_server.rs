@@ -22,7 +22,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("http://{}", listener.local_addr()?);
-    let app = router(Arc::new(LocalBackend::new()), ApiConfig::default());
+    // The conformance suite tells which Placement fixture (policy mode, CORS) it wants.
+    let config = std::env::var("CONFORMANCE_FIXTURE")
+        .map(|f| ApiConfig::for_conformance_fixture(&f))
+        .unwrap_or_default();
+    let app = router(Arc::new(LocalBackend::new()), config);
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -16,9 +16,12 @@
 //!    rejections) gets Placement's error body; a 405 gets `allow` in Placement's format.
 //!
 //! Policy is a per-handler call, [`Ctx::authorize`], as in Placement (handlers call
-//! `context.can(...)` before validating their input). For now every rule is `role:admin`
-//! (the legacy default for everything but the root); the secure-RBAC, open-policy and CORS
-//! fixture modes are left out.
+//! `context.can(...)` before validating their input); the rules live in [`crate::policy`].
+//!
+//! CORS (when [`crate::ApiConfig::cors`] is set) sits before auth, as oslo's CORS middleware
+//! does: a preflight `OPTIONS` with `Origin` and `Access-Control-Request-Method` is answered
+//! 200 at once (with the `access-control-*` headers only if origin, method and headers are
+//! allowed); other requests from an allowed origin get `access-control-allow-origin`.
 
 use std::sync::Arc;
 
@@ -190,10 +193,20 @@ impl Ctx {
         }
     }
 
-    /// Checks a policy rule for the caller; 403 in Placement's words when refused.
-    /// Every rule is `role:admin` for now (legacy defaults).
+    /// Checks a policy rule for the caller against the default target (the caller's own
+    /// project); 403 in Placement's words when refused. See [`crate::policy`].
     pub fn authorize(&self, rule: &str) -> Result<(), ApiError> {
-        let allowed = self.caller.as_ref().is_some_and(|c| c.has_role("admin"));
+        let own = self.caller.as_ref().and_then(|c| c.project_id.clone());
+        self.authorize_for_project(rule, own.as_deref())
+    }
+
+    /// Checks a policy rule for a target owned by `project` (`GET /usages` passes the
+    /// `project_id` it was asked about).
+    pub fn authorize_for_project(&self, rule: &str, project: Option<&str>) -> Result<(), ApiError> {
+        let allowed = self
+            .caller
+            .as_ref()
+            .is_some_and(|c| crate::policy::allowed(self.config.policy, rule, c, project));
         if allowed {
             Ok(())
         } else {
@@ -382,6 +395,13 @@ pub(crate) async fn pipeline(
         method: method.as_str(),
     };
     let is_root = req.uri().path() == "/" || req.uri().path().is_empty();
+    let origin = header_str(&headers, "origin").map(str::to_string);
+    let cors = config.cors.clone();
+    if let (Some(cors), Some(origin)) = (&cors, &origin) {
+        if method == Method::OPTIONS && headers.contains_key("access-control-request-method") {
+            return cors_preflight(cors, origin, &headers, &rid);
+        }
+    }
 
     let mut resp = 'resp: {
         // noauth2.
@@ -494,6 +514,92 @@ pub(crate) async fn pipeline(
     if let Ok(val) = HeaderValue::from_str(&rid) {
         h.insert(HeaderName::from_static("openstack-request-id"), val.clone());
         h.insert(HeaderName::from_static("x-openstack-request-id"), val);
+    }
+    if let (Some(cors), Some(origin)) = (&cors, &origin) {
+        if cors.allowed_origins.iter().any(|o| o == origin) {
+            if let Ok(v) = HeaderValue::from_str(origin) {
+                h.insert("access-control-allow-origin", v);
+            }
+            if cors.allow_credentials {
+                h.insert(
+                    "access-control-allow-credentials",
+                    HeaderValue::from_static("true"),
+                );
+            }
+            if !cors.expose_headers.is_empty() {
+                if let Ok(v) = HeaderValue::from_str(&cors.expose_headers.join(",")) {
+                    h.insert("access-control-expose-headers", v);
+                }
+            }
+            h.append(VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+    resp
+}
+
+/// Headers a CORS preflight may always ask for.
+const CORS_SIMPLE_HEADERS: [&str; 6] = [
+    "cache-control",
+    "content-language",
+    "content-type",
+    "expires",
+    "last-modified",
+    "pragma",
+];
+
+/// oslo.middleware's CORS preflight: always 200; the `access-control-*` headers only when
+/// origin, method and every requested header are allowed.
+fn cors_preflight(
+    cors: &crate::CorsConfig,
+    origin: &str,
+    headers: &HeaderMap,
+    rid: &str,
+) -> Response {
+    let mut resp = StatusCode::OK.into_response();
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("openstack-request-id"), v.clone());
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-openstack-request-id"), v);
+    }
+    if !cors.allowed_origins.iter().any(|o| o == origin) {
+        return resp;
+    }
+    let method = header_str(headers, "access-control-request-method").unwrap_or("");
+    if !cors.allow_methods.iter().any(|m| m == method) {
+        return resp;
+    }
+    let requested: Vec<String> = header_str(headers, "access-control-request-headers")
+        .unwrap_or("")
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    let permitted = |h: &String| {
+        CORS_SIMPLE_HEADERS.contains(&h.as_str())
+            || cors.allow_headers.iter().any(|a| a.eq_ignore_ascii_case(h))
+    };
+    if !requested.iter().all(permitted) {
+        return resp;
+    }
+    let h = resp.headers_mut();
+    h.insert(VARY, HeaderValue::from_static("Origin"));
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert("access-control-allow-origin", v);
+    }
+    if cors.allow_credentials {
+        h.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(method) {
+        h.insert("access-control-allow-methods", v);
+    }
+    if !requested.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&requested.join(",")) {
+            h.insert("access-control-allow-headers", v);
+        }
     }
     resp
 }

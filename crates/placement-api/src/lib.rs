@@ -15,7 +15,8 @@
 //!    (the body limit of [`ApiConfig`] applies; too large → 413). It returns
 //!    `Result<Response, ApiError>`.
 //! 3. Inside a handler, in Placement's order:
-//!    - `ctx.authorize("placement:...")?` — the policy rule (403);
+//!    - `ctx.authorize("placement:...")?` — the policy rule (403; see [`policy`]), or
+//!      `ctx.authorize_for_project(rule, Some(project))` when the target is another project;
 //!    - `ctx.check_accept()?` on GETs (406 unless JSON is acceptable);
 //!    - `ctx.require_json()?` on writes with a body (415);
 //!    - `util::extract_json(&body, &schema)?` — JSON parse + [`schema::validate`] with
@@ -37,12 +38,13 @@
 //! (axum answers 405 with `allow` for other methods on a known path, 404 for unknown paths).
 //!
 //! # Left out (for now)
-//! Policy modes other than the legacy admin-only defaults, CORS, keystone tokens.
+//! Keystone tokens (only noauth2), policy files (only the three modes of [`PolicyMode`]).
 
 pub mod backend;
 pub mod context;
 pub mod error;
 pub mod handlers;
+pub mod policy;
 pub mod qs;
 pub mod schema;
 pub mod util;
@@ -55,6 +57,7 @@ use axum::Router;
 pub use backend::{Backend, BackendError, LocalBackend};
 pub use context::{Ctx, Microversion};
 pub use error::ApiError;
+pub use policy::PolicyMode;
 pub use util::QueryParams;
 
 /// Default largest request body accepted (bytes). Placement has no limit of its own; the
@@ -67,12 +70,67 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub struct ApiConfig {
     /// Largest request body accepted; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// How policy rules are enforced.
+    pub policy: PolicyMode,
+    /// Cross-origin resource sharing; `None` disables it (preflights then get 405).
+    pub cors: Option<CorsConfig>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            policy: PolicyMode::Legacy,
+            cors: None,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The configuration Placement's test fixture of this name runs with (the conformance
+    /// suite passes it as `$CONFORMANCE_FIXTURE`): `SecureRBACPolicyFixture` → secure RBAC,
+    /// `OpenPolicyFixture` → open policy, `CORSFixture` → CORS for
+    /// `http://valid.example.com`, anything else → the defaults.
+    pub fn for_conformance_fixture(fixture: &str) -> Self {
+        let mut c = ApiConfig::default();
+        match fixture {
+            "SecureRBACPolicyFixture" => c.policy = PolicyMode::SecureRbac,
+            "OpenPolicyFixture" => c.policy = PolicyMode::Open,
+            "CORSFixture" => {
+                c.cors = Some(CorsConfig {
+                    allowed_origins: vec!["http://valid.example.com".into()],
+                    allow_headers: vec!["openstack-api-version".into()],
+                    ..CorsConfig::default()
+                })
+            }
+            _ => {}
+        }
+        c
+    }
+}
+
+/// CORS settings (oslo.middleware's `[cors]` options).
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+    /// Request headers a preflight may ask for (case-insensitive).
+    pub allow_headers: Vec<String>,
+    pub allow_methods: Vec<String>,
+    /// Response headers exposed to the browser.
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allowed_origins: Vec::new(),
+            allow_headers: Vec::new(),
+            allow_methods: ["GET", "PUT", "POST", "DELETE", "PATCH"]
+                .map(String::from)
+                .to_vec(),
+            expose_headers: Vec::new(),
+            allow_credentials: true,
         }
     }
 }

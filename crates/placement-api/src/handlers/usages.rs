@@ -108,7 +108,8 @@ async fn total_usages<B: Backend>(
         return Err(ApiError::not_found(""));
     }
     ctx.check_accept()?;
-    ctx.authorize("placement:usages")?;
+    // The target is the project asked about, so a project reader sees only its own.
+    ctx.authorize_for_project("placement:usages", query.get("project_id"))?;
     let by_type = ctx.at_least(38);
     query.validate(if by_type { &USAGES_V1_38 } else { &USAGES_V1_9 })?;
     let project = query.get("project_id").unwrap_or_default().to_string();
