@@ -1,8 +1,8 @@
 //! Read-only queries over [`State`] that the API needs: the `GET /resource_providers` filter.
 //!
 //! The semantics follow Placement's `get_all_by_filters`, including the order in which it
-//! gives up early: a missing `in_tree` provider, no provider with the required traits, or an
-//! aggregate group with no known aggregate yields an empty result *before* unknown forbidden
+//! gives up early: a missing `in_tree` provider, no provider with the required traits, or no
+//! provider in the requested aggregates yields an empty result *before* unknown forbidden
 //! traits or resource classes are reported. Everything here is a pure function of the state.
 //!
 //! Left out: allocation candidates (their own module).
@@ -90,19 +90,15 @@ pub fn providers_matching<'a>(
             return Err(QueryError::UnknownTrait(t.clone()));
         }
     }
-    // An aggregate "exists" when some provider is associated with it.
-    if !filter.member_of.is_empty() {
-        let known: BTreeSet<Uuid> = state
-            .providers()
-            .flat_map(|p| p.aggregates.iter().copied())
-            .collect();
-        if filter
+    let in_aggs = |p: &ResourceProvider| {
+        filter
             .member_of
             .iter()
-            .any(|set| set.iter().all(|a| !known.contains(a)))
-        {
-            return Ok(Vec::new());
-        }
+            .all(|set| set.iter().any(|a| p.aggregates.contains(a)))
+    };
+    // Placement stops here when no provider is in the requested aggregates.
+    if !filter.member_of.is_empty() && !state.providers().any(in_aggs) {
+        return Ok(Vec::new());
     }
     for (rc, _) in &filter.resources {
         if !state.resource_class_exists(rc) {
@@ -116,12 +112,7 @@ pub fn providers_matching<'a>(
         .filter(|p| tree_root.is_none_or(|r| p.root == r))
         .filter(|p| has_required(p))
         .filter(|p| !filter.forbidden_traits.iter().any(|t| p.traits.contains(t)))
-        .filter(|p| {
-            filter
-                .member_of
-                .iter()
-                .all(|set| set.iter().any(|a| p.aggregates.contains(a)))
-        })
+        .filter(|p| in_aggs(p))
         .filter(|p| {
             !filter
                 .forbidden_aggs
@@ -136,4 +127,117 @@ pub fn providers_matching<'a>(
         })
         .collect();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use placement_types::{Inventory, ResourceProvider, Timestamp, Uuid};
+
+    use super::*;
+    use crate::state::Record;
+
+    fn rp(n: u128, name: &str, traits: &[&str], aggs: &[u128], vcpu: i64) -> ResourceProvider {
+        let uuid = Uuid::from_u128(n);
+        let mut inventories = BTreeMap::new();
+        if vcpu > 0 {
+            inventories.insert("VCPU".to_string(), Inventory::with_total(vcpu));
+        }
+        ResourceProvider {
+            uuid,
+            name: name.into(),
+            generation: 1,
+            parent: None,
+            root: uuid,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            inventories,
+            traits: traits.iter().map(|t| t.to_string()).collect(),
+            aggregates: aggs.iter().map(|a| Uuid::from_u128(*a)).collect(),
+        }
+    }
+
+    fn state() -> State {
+        let mut s = State::new();
+        s.insert_record(Record::Provider(rp(1, "a", &["HW_CPU_X86_AVX"], &[100], 4)));
+        s.insert_record(Record::Provider(rp(2, "b", &[], &[100, 200], 0)));
+        s.insert_record(Record::Provider(rp(
+            3,
+            "c",
+            &["HW_CPU_X86_AVX", "HW_CPU_X86_SSE"],
+            &[],
+            8,
+        )));
+        s
+    }
+
+    fn names(s: &State, f: &ProviderFilter) -> Result<Vec<String>, QueryError> {
+        providers_matching(s, f).map(|v| v.into_iter().map(|p| p.name.clone()).collect())
+    }
+
+    #[test]
+    fn filters_combine_like_placement() {
+        let s = state();
+        let set = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<BTreeSet<_>>();
+        let agg = |v: &[u128]| {
+            v.iter()
+                .map(|a| Uuid::from_u128(*a))
+                .collect::<BTreeSet<_>>()
+        };
+        let f = ProviderFilter {
+            required_traits: vec![set(&["HW_CPU_X86_AVX"])],
+            ..Default::default()
+        };
+        assert_eq!(names(&s, &f), Ok(vec!["a".into(), "c".into()]));
+        let f = ProviderFilter {
+            forbidden_traits: set(&["HW_CPU_X86_SSE"]),
+            resources: vec![("VCPU".into(), 2)],
+            ..Default::default()
+        };
+        assert_eq!(names(&s, &f), Ok(vec!["a".into()]));
+        let f = ProviderFilter {
+            member_of: vec![agg(&[100]), agg(&[200, 300])],
+            ..Default::default()
+        };
+        assert_eq!(names(&s, &f), Ok(vec!["b".into()]));
+        let f = ProviderFilter {
+            forbidden_aggs: agg(&[100]),
+            ..Default::default()
+        };
+        assert_eq!(names(&s, &f), Ok(vec!["c".into()]));
+        let f = ProviderFilter {
+            resources: vec![("VCPU".into(), 5)],
+            ..Default::default()
+        };
+        assert_eq!(names(&s, &f), Ok(vec!["c".into()]));
+    }
+
+    #[test]
+    fn unknown_names_and_early_exits() {
+        let s = state();
+        let f = ProviderFilter {
+            resources: vec![("CUSTOM_NOPE".into(), 1)],
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&s, &f),
+            Err(QueryError::UnknownResourceClass("CUSTOM_NOPE".into()))
+        );
+        // No provider in the aggregate: empty before the class is looked up.
+        let f = ProviderFilter {
+            member_of: vec![[Uuid::from_u128(999)].into()],
+            resources: vec![("CUSTOM_NOPE".into(), 1)],
+            ..Default::default()
+        };
+        assert_eq!(names(&s, &f), Ok(vec![]));
+        let f = ProviderFilter {
+            required_traits: vec![["CUSTOM_NOPE".to_string()].into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&s, &f),
+            Err(QueryError::UnknownTrait("CUSTOM_NOPE".into()))
+        );
+    }
 }
