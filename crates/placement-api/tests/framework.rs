@@ -98,3 +98,110 @@ async fn bad_microversions() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+async fn call_with(
+    config: ApiConfig,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap) {
+    let app = router(Arc::new(LocalBackend::new()), config);
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = app
+        .oneshot(b.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    (resp.status(), resp.headers().clone())
+}
+
+#[tokio::test]
+async fn cors_preflight_and_simple_requests() {
+    let cors = || ApiConfig::for_conformance_fixture("CORSFixture");
+    let pre = [
+        ("origin", "http://valid.example.com"),
+        ("access-control-request-method", "GET"),
+        ("access-control-request-headers", "openstack-api-version"),
+    ];
+    let (s, h) = call_with(cors(), "OPTIONS", "/", &pre).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["access-control-allow-origin"], "http://valid.example.com");
+    assert_eq!(h["access-control-allow-headers"], "openstack-api-version");
+    let (s, h) = call_with(
+        cors(),
+        "OPTIONS",
+        "/",
+        &[
+            ("origin", "http://evil.example.com"),
+            ("access-control-request-method", "GET"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!h.contains_key("access-control-allow-origin"));
+    // Without CORS configured a preflight is just a wrong method.
+    let (s, _) = call_with(ApiConfig::default(), "OPTIONS", "/", &pre).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, h) = call_with(
+        cors(),
+        "GET",
+        "/",
+        &[("origin", "http://valid.example.com")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["access-control-allow-origin"], "http://valid.example.com");
+}
+
+#[tokio::test]
+async fn policy_modes() {
+    let secure = || ApiConfig::for_conformance_fixture("SecureRBACPolicyFixture");
+    let service = [
+        ("x-auth-token", "user"),
+        ("x-roles", "service"),
+        ("x-project-id", "svc"),
+    ];
+    let member = [
+        ("x-auth-token", "user"),
+        ("x-roles", "member,reader"),
+        ("x-project-id", "p"),
+    ];
+    let system_admin = [
+        ("x-auth-token", "user"),
+        ("x-roles", "admin"),
+        ("openstack-system-scope", "all"),
+    ];
+    assert_eq!(
+        call_with(secure(), "GET", "/resource_providers", &service)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call_with(ApiConfig::default(), "GET", "/resource_providers", &service)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call_with(secure(), "GET", "/resource_providers", &member)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call_with(secure(), "GET", "/resource_providers", &system_admin)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let open = ApiConfig::for_conformance_fixture("OpenPolicyFixture");
+    assert_eq!(
+        call_with(open, "GET", "/resource_providers", &member)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
