@@ -35,7 +35,7 @@ use serde_json::Value;
 /// Concurrent writers (each a task with its own consumers).
 const WRITERS: usize = 12;
 /// The node is killed once this many writes (summed over writers) were acknowledged...
-const ACKS_BEFORE_KILL: usize = 400;
+const ACKS_BEFORE_KILL: usize = 1000;
 /// ...or after this long, whichever comes first (a slow machine still gets its kill).
 const MAX_LOAD_BEFORE_KILL: Duration = Duration::from_secs(20);
 /// Kill/restart cycles.
