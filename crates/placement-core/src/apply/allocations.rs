@@ -39,6 +39,7 @@
 //! written with an empty set; here a consumer with no allocations never exists, so its next
 //! write expects `null` again rather than generation 0.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use placement_types::{
@@ -72,7 +73,10 @@ enum Refusal {
     /// An allocation names a provider that does not exist.
     NoSuchProvider(Uuid),
     /// A line names an unknown resource class (the consumer is the one of that line).
-    NoSuchClass { consumer: Uuid, class: String },
+    NoSuchClass {
+        consumer: Option<Uuid>,
+        class: String,
+    },
     /// Placement's `InvalidInventory` family: no inventory, constraints, capacity.
     Invalid(String),
     /// A reshape would remove inventory that still has allocations.
@@ -91,9 +95,18 @@ impl Refusal {
                 DomainError::conflict(ErrorCode::ConcurrentUpdate, msg)
             }
             Refusal::NoSuchProvider(p) => DomainError::bad_request(no_such_provider(p)),
-            Refusal::NoSuchClass { consumer, class } => DomainError::bad_request(format!(
+            Refusal::NoSuchClass {
+                consumer: Some(consumer),
+                class,
+            } => DomainError::bad_request(format!(
                 "Unable to allocate inventory for consumer {consumer}: No such resource class \
                  {class}."
+            )),
+            Refusal::NoSuchClass {
+                consumer: None,
+                class,
+            } => DomainError::bad_request(format!(
+                "Unable to allocate inventory No such resource class {class}."
             )),
             Refusal::Invalid(msg) | Refusal::InUse(msg) => DomainError::conflict(
                 ErrorCode::Undefined,
@@ -185,14 +198,15 @@ fn reshape(
             .find(|c| !state.resource_class_exists(c))
         {
             return Err(Refusal::NoSuchClass {
-                consumer: Uuid::nil(),
+                consumer: None,
                 class: class.clone(),
             }
             .for_reshaper());
         }
-        let rp = providers.get_mut(inv.provider, at);
-        for (class, new) in &inv.inventories {
-            rp.inventories.insert(class.clone(), new.clone());
+        if let Some(rp) = providers.touch(inv.provider, at) {
+            for (class, new) in &inv.inventories {
+                rp.inventories.insert(class.clone(), new.clone());
+            }
         }
     }
 
@@ -204,7 +218,9 @@ fn reshape(
     let usage = UsageAfter::new(state, &consumers);
     // (Classes of non-empty sets were checked at the interim stage; empty sets have none.)
     for inv in inventories {
-        let rp = providers.get_mut(inv.provider, at);
+        let Some(rp) = providers.touch(inv.provider, at) else {
+            continue; // checked in step 1
+        };
         let mut in_use: Vec<&String> = rp
             .inventories
             .keys()
@@ -250,40 +266,25 @@ impl<'s> Providers<'s> {
             .map(|p| &p.inventories)
     }
 
-    /// A provider to change, with generation + 1 and `updated_at = at`. Callers check
-    /// existence first; an unknown uuid yields a detached record that `finish` drops.
-    fn get_mut(&mut self, uuid: Uuid, at: Timestamp) -> &mut ResourceProvider {
-        let state = self.state;
-        let rp = self.changed.entry(uuid).or_insert_with(|| {
-            state
-                .provider(&uuid)
-                .cloned()
-                .unwrap_or_else(|| ResourceProvider {
-                    uuid,
-                    name: String::new(),
-                    generation: 0,
-                    parent: None,
-                    root: uuid,
-                    created_at: at,
-                    updated_at: at,
-                    inventories: BTreeMap::new(),
-                    traits: BTreeSet::new(),
-                    aggregates: BTreeSet::new(),
-                })
-        });
+    /// Marks a provider changed: generation + 1 and `updated_at = at`, and returns it for
+    /// further edits. `None` only for a provider that does not exist, which callers have
+    /// ruled out before.
+    fn touch(&mut self, uuid: Uuid, at: Timestamp) -> Option<&mut ResourceProvider> {
+        let rp = match self.changed.entry(uuid) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.state.provider(&uuid)?.clone()),
+        };
         rp.generation = rp.generation.wrapping_add(1);
         rp.updated_at = at;
-        rp
+        Some(rp)
     }
 }
 
 /// The records to write: consumers (replaced or removed) and the touched providers.
 fn finish(consumers: Vec<(Uuid, Option<Consumer>)>, providers: Providers<'_>) -> Vec<Change> {
-    let state = providers.state;
     let mut changes: Vec<Change> = providers
         .changed
         .into_iter()
-        .filter(|(uuid, _)| state.provider(uuid).is_some())
         .map(|(uuid, rp)| Change::Provider(uuid, Some(rp)))
         .collect();
     changes.extend(
@@ -381,7 +382,7 @@ fn plan_writes(
     // 3. Resource classes exist.
     if let Some(l) = lines.iter().find(|l| !state.resource_class_exists(l.class)) {
         return Err(Refusal::NoSuchClass {
-            consumer: l.consumer,
+            consumer: Some(l.consumer),
             class: l.class.to_string(),
         });
     }
@@ -468,7 +469,7 @@ fn plan_writes(
     // Effects: bump every provider named in a line, once.
     let named: BTreeSet<Uuid> = lines.iter().map(|l| l.provider).collect();
     for p in named {
-        providers.get_mut(p, at);
+        providers.touch(p, at);
     }
     let mut out = Vec::new();
     for w in writes {
