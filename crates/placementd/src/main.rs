@@ -18,6 +18,7 @@
 
 mod backend;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a human at a terminal; log files and journald get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
