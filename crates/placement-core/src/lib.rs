@@ -6,9 +6,11 @@
 //! from the same log. Storage (RocksDB) and Raft are adapters around this crate.
 //!
 //! Left out on purpose: schema validation and microversion rules (the API crate checks those
-//! before a command is built), and allocation candidates (a later module).
+//! before a command is built). Allocation candidates ([`candidates`]) are a pure read over
+//! the state.
 
 pub mod apply;
+pub mod candidates;
 pub mod query;
 pub mod state;
 

@@ -1,6 +1,7 @@
 //! One module per Placement resource; each exposes `routes<B: Backend>()`.
 
 pub(crate) mod aggregates;
+pub(crate) mod allocation_candidates;
 pub(crate) mod allocations;
 pub(crate) mod inventories;
 pub(crate) mod providers;
@@ -26,4 +27,5 @@ pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
         .merge(allocations::routes::<B>())
         .merge(usages::routes::<B>())
         .merge(reshaper::routes::<B>())
+        .merge(allocation_candidates::routes::<B>())
 }

@@ -1,0 +1,275 @@
+//! Combining the groups' requests into candidates (Placement's `_merge_candidates`,
+//! `exclude_nested_providers` and `limit_results`).
+//!
+//! For every anchor tree that every group can serve, each combination of one request per
+//! group (Cartesian product, groups in request order) becomes a candidate if
+//! - `group_policy=isolate`: the granular groups use pairwise distinct providers;
+//! - every `same_subtree` set: its groups' providers all lie under one of them;
+//! - summed per provider and class, `used + amount ≤ capacity` and `amount ≤ max_unit`.
+//!
+//! Both the policy and the capacity rule only get stricter as a combination grows, so the
+//! product is pruned as soon as a partial combination breaks one of them; the result is the
+//! same as filtering the full product. Equal candidates reached through different anchors
+//! are returned once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use placement_types::Uuid;
+
+use super::group::{Areq, WideContext};
+use super::{
+    AllocationRequest, CandidateRequest, Candidates, GroupPolicy, ProviderSummary, SummaryResource,
+};
+use crate::state::State;
+
+pub(super) fn merge(
+    ctx: &WideContext<'_>,
+    request: &CandidateRequest,
+    per_group: Vec<Vec<Areq>>,
+) -> Candidates {
+    let state = ctx.state;
+    let n = per_group.len();
+    let mut by_anchor: BTreeMap<Uuid, Vec<Vec<&Areq>>> = BTreeMap::new();
+    for (i, areqs) in per_group.iter().enumerate() {
+        for a in areqs {
+            by_anchor
+                .entry(a.anchor)
+                .or_insert_with(|| vec![Vec::new(); n])[i]
+                .push(a);
+        }
+    }
+    let mut product = Product {
+        state,
+        isolate: request.group_policy == Some(GroupPolicy::Isolate),
+        same_subtrees: &request.same_subtrees,
+        amounts: HashMap::new(),
+        granular_rps: Vec::new(),
+        chosen: Vec::with_capacity(n),
+        seen: HashSet::new(),
+        out: Vec::new(),
+    };
+    for lists in by_anchor.values() {
+        if lists.iter().any(|l| l.is_empty()) {
+            continue;
+        }
+        product.walk(lists);
+    }
+    let mut areqs = product.out;
+    if areqs.is_empty() {
+        return Candidates::default();
+    }
+    let mut summaries = summaries_for(state, &areqs);
+    if !request.nested_aware && ctx.has_trees {
+        // Before 1.29 a candidate may not use two providers of one tree.
+        areqs.retain(|a| {
+            let roots: BTreeSet<Uuid> = a.allocations.keys().map(|u| root_of(state, u)).collect();
+            roots.len() == a.allocations.len()
+        });
+        let used: BTreeSet<Uuid> = areqs
+            .iter()
+            .flat_map(|a| a.allocations.keys().copied())
+            .collect();
+        summaries.retain(|s| used.contains(&s.uuid));
+    }
+    if let Some(limit) = request.limit {
+        if limit < areqs.len() {
+            areqs.truncate(limit);
+            let roots = roots_of(state, &areqs);
+            summaries.retain(|s| roots.contains(&s.root));
+        }
+    }
+    Candidates {
+        allocation_requests: areqs,
+        provider_summaries: summaries,
+    }
+}
+
+fn root_of(state: &State, u: &Uuid) -> Uuid {
+    state.provider(u).map(|p| p.root).unwrap_or(*u)
+}
+
+fn roots_of(state: &State, areqs: &[AllocationRequest]) -> BTreeSet<Uuid> {
+    areqs
+        .iter()
+        .flat_map(|a| a.allocations.keys())
+        .map(|u| root_of(state, u))
+        .collect()
+}
+
+/// Every provider of every tree that gives resources to some candidate, by uuid.
+fn summaries_for(state: &State, areqs: &[AllocationRequest]) -> Vec<ProviderSummary> {
+    let roots = roots_of(state, areqs);
+    state
+        .providers()
+        .filter(|p| roots.contains(&p.root))
+        .map(|p| ProviderSummary {
+            uuid: p.uuid,
+            parent: p.parent,
+            root: p.root,
+            traits: p.traits.clone(),
+            resources: p
+                .inventories
+                .iter()
+                .map(|(rc, inv)| SummaryResource {
+                    resource_class: rc.clone(),
+                    capacity: inv.capacity(),
+                    used: state.usage(&p.uuid, rc),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The pruned Cartesian product over one anchor's group lists.
+struct Product<'s, 'a> {
+    state: &'s State,
+    isolate: bool,
+    same_subtrees: &'s [BTreeSet<String>],
+    /// Summed amounts of the partial combination.
+    amounts: HashMap<(Uuid, &'a str), i64>,
+    /// Providers of the granular groups chosen so far (for `isolate`).
+    granular_rps: Vec<Uuid>,
+    chosen: Vec<&'a Areq>,
+    seen: HashSet<AllocationRequest>,
+    out: Vec<AllocationRequest>,
+}
+
+impl<'s, 'a> Product<'s, 'a> {
+    fn walk(&mut self, lists: &[Vec<&'a Areq>]) {
+        let depth = self.chosen.len();
+        if depth == lists.len() {
+            self.emit();
+            return;
+        }
+        for &a in &lists[depth] {
+            let granular = if a.same_provider {
+                a.mappings
+                    .values()
+                    .next()
+                    .and_then(|s| s.iter().next())
+                    .copied()
+            } else {
+                None
+            };
+            if self.isolate {
+                if let Some(rp) = granular {
+                    if self.granular_rps.contains(&rp) {
+                        continue;
+                    }
+                }
+            }
+            if !self.add(a) {
+                self.remove(a);
+                continue;
+            }
+            if let Some(rp) = granular {
+                self.granular_rps.push(rp);
+            }
+            self.chosen.push(a);
+            self.walk(lists);
+            self.chosen.pop();
+            if granular.is_some() {
+                self.granular_rps.pop();
+            }
+            self.remove(a);
+        }
+    }
+
+    /// Adds a request's amounts; false if some provider would then exceed its capacity or
+    /// max_unit (the amounts are added even then; the caller removes them).
+    fn add(&mut self, a: &'a Areq) -> bool {
+        let mut fits = true;
+        for (rp, rc, n) in &a.resources {
+            let total = self.amounts.entry((*rp, rc.as_str())).or_insert(0);
+            *total += n;
+            if !fits_capacity(self.state, rp, rc, *total) {
+                fits = false;
+            }
+        }
+        fits
+    }
+
+    fn remove(&mut self, a: &'a Areq) {
+        for (rp, rc, n) in &a.resources {
+            if let Some(total) = self.amounts.get_mut(&(*rp, rc.as_str())) {
+                *total -= n;
+                if *total == 0 {
+                    self.amounts.remove(&(*rp, rc.as_str()));
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self) {
+        let mut mappings: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
+        for a in &self.chosen {
+            for (suffix, rps) in &a.mappings {
+                mappings.entry(suffix.clone()).or_default().extend(rps);
+            }
+        }
+        for set in self.same_subtrees {
+            let rps: BTreeSet<Uuid> = set
+                .iter()
+                .filter_map(|s| mappings.get(s))
+                .flatten()
+                .copied()
+                .collect();
+            if !same_subtree(self.state, &rps) {
+                return;
+            }
+        }
+        let mut allocations: BTreeMap<Uuid, BTreeMap<String, i64>> = BTreeMap::new();
+        for a in &self.chosen {
+            for (rp, rc, n) in &a.resources {
+                *allocations
+                    .entry(*rp)
+                    .or_default()
+                    .entry(rc.clone())
+                    .or_insert(0) += n;
+            }
+        }
+        let ar = AllocationRequest {
+            allocations,
+            mappings,
+        };
+        if self.seen.insert(ar.clone()) {
+            self.out.push(ar);
+        }
+    }
+}
+
+/// `used + total ≤ capacity` and `total ≤ max_unit` for one provider and class.
+fn fits_capacity(state: &State, rp: &Uuid, rc: &str, total: i64) -> bool {
+    let Some(inv) = state.provider(rp).and_then(|p| p.inventories.get(rc)) else {
+        return false;
+    };
+    state.usage(rp, rc) + total <= inv.capacity() && total <= inv.max_unit
+}
+
+/// Placement's `_check_same_subtree`: one of the providers is an ancestor-or-self of all.
+fn same_subtree(state: &State, rps: &BTreeSet<Uuid>) -> bool {
+    if rps.len() <= 1 {
+        return true;
+    }
+    let ancestors = |u: &Uuid| {
+        let mut out = BTreeSet::from([*u]);
+        let mut cur = state.provider(u).and_then(|p| p.parent);
+        while let Some(p) = cur {
+            if !out.insert(p) {
+                break;
+            }
+            cur = state.provider(&p).and_then(|x| x.parent);
+        }
+        out
+    };
+    let mut iter = rps.iter();
+    let Some(first) = iter.next() else {
+        return true;
+    };
+    let mut common = ancestors(first);
+    for u in iter {
+        let a = ancestors(u);
+        common.retain(|x| a.contains(x));
+    }
+    rps.iter().any(|u| common.contains(u))
+}

@@ -1,0 +1,170 @@
+//! Allocation candidates: the search behind `GET /allocation_candidates`.
+//!
+//! # The concept
+//!
+//! A request is a list of *request groups*. The unsuffixed group (`resources`, `required`,
+//! `member_of`, `in_tree`) may be satisfied by several providers of one tree together with
+//! sharing providers (providers with `MISC_SHARES_VIA_AGGREGATE` that share an aggregate with
+//! a provider of the tree); every suffixed group (`resources1`, `resources_NET`, …) must be
+//! satisfied by a single provider. Each group is searched on its own ([`group`]), giving
+//! per-group allocation requests, each tagged with the root of the tree it serves (its
+//! *anchor*). The groups' requests are then combined per anchor ([`merge`]): one request
+//! from every group, filtered by `group_policy=isolate`, `same_subtree` and a final capacity
+//! check of the summed amounts. Provider summaries describe every provider of every tree that
+//! contributes resources to a returned candidate.
+//!
+//! The semantics follow Placement 16.0's `AllocationCandidates.get_by_requests`
+//! (`objects/allocation_candidate.py`, `research_context.py`) step for step, including the
+//! order in which it gives up: a group whose aggregates, `in_tree` provider or resources match
+//! no provider makes the whole answer empty *before* later groups are looked at, so an unknown
+//! trait in a later group is then not reported.
+//!
+//! # Invariants
+//!
+//! - Pure: a function of the [`State`] and the request. No I/O, no clock, no randomness.
+//! - Deterministic order: every intermediate set is ordered by provider uuid, so the result
+//!   does not depend on the order in which providers were created. Placement's own order is
+//!   that of a Python `set` (arbitrary); ours is: anchors by uuid, then the Cartesian product
+//!   of the groups' requests in group order. `limit` keeps the first N of that order
+//!   (Placement's default, `randomize_allocation_candidates = false`).
+//! - Every returned candidate fits: for each provider and class, `used + amount ≤ capacity`
+//!   and `amount ≤ max_unit`; each single group's amount also respects `min_unit` and
+//!   `step_size` (as Placement checks them per group, not on the sum).
+//!
+//! # Left out on purpose
+//!
+//! - Placement's tuning knobs `max_allocation_candidates` (default unlimited),
+//!   `allocation_candidates_generation_strategy` (default depth-first, which is ours) and
+//!   random sampling under `limit` (off by default).
+//! - Placement's anchor-less de-duplication inside the unsuffixed group: a Python `set` there
+//!   keeps one of several equal requests that differ only in their anchor, which can drop a
+//!   valid combination with another group depending on hash order. We keep every anchor and
+//!   de-duplicate only the final candidates.
+
+mod group;
+mod merge;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use placement_types::Uuid;
+
+use crate::state::State;
+
+/// The trait that marks a provider whose inventory is shared through its aggregates.
+pub const SHARING_TRAIT: &str = "MISC_SHARES_VIA_AGGREGATE";
+
+/// One request group, already parsed and checked for syntax.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestGroup {
+    /// `""` for the unsuffixed group (may span a tree plus sharing providers); anything else
+    /// for a granular group (one provider).
+    pub suffix: String,
+    /// Resource classes and amounts, in request order; empty for a resourceless group (1.36).
+    pub resources: Vec<(String, i64)>,
+    /// Each set: at least one of its traits (sets are AND'ed).
+    pub required_traits: Vec<BTreeSet<String>>,
+    pub forbidden_traits: BTreeSet<String>,
+    /// Each set: a provider (or, for the unsuffixed group, its root) in one of them.
+    pub member_of: Vec<BTreeSet<Uuid>>,
+    pub forbidden_aggs: BTreeSet<Uuid>,
+    /// Only providers of the tree of this provider.
+    pub in_tree: Option<Uuid>,
+}
+
+impl RequestGroup {
+    /// Whether the group must be satisfied by a single provider.
+    pub fn use_same_provider(&self) -> bool {
+        !self.suffix.is_empty()
+    }
+}
+
+/// How granular groups may share providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupPolicy {
+    None,
+    /// No provider serves two granular groups.
+    Isolate,
+}
+
+/// A whole `GET /allocation_candidates` request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CandidateRequest {
+    /// In the order their keys first appear in the query string.
+    pub groups: Vec<RequestGroup>,
+    pub group_policy: Option<GroupPolicy>,
+    pub limit: Option<usize>,
+    /// `root_required`: traits the root of each candidate's tree must have …
+    pub root_required: BTreeSet<String>,
+    /// … and must not have.
+    pub root_forbidden: BTreeSet<String>,
+    /// Each set of suffixes: their providers all lie under one of those providers.
+    pub same_subtrees: Vec<BTreeSet<String>>,
+    /// From 1.29; before it, candidates using two providers of one tree are dropped.
+    pub nested_aware: bool,
+}
+
+/// One candidate: the body of a `PUT /allocations/{consumer}` plus which group got which
+/// providers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AllocationRequest {
+    /// provider → resource class → amount.
+    pub allocations: BTreeMap<Uuid, BTreeMap<String, i64>>,
+    /// group suffix → providers serving it (resourceless groups included).
+    pub mappings: BTreeMap<String, BTreeSet<Uuid>>,
+}
+
+/// Inventory and usage of one class on a summarised provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryResource {
+    pub resource_class: String,
+    pub capacity: i64,
+    pub used: i64,
+}
+
+/// A provider of a tree that takes part in some candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSummary {
+    pub uuid: Uuid,
+    pub parent: Option<Uuid>,
+    pub root: Uuid,
+    pub traits: BTreeSet<String>,
+    /// Every inventory of the provider (the API drops unrequested classes before 1.27).
+    pub resources: Vec<SummaryResource>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Candidates {
+    pub allocation_requests: Vec<AllocationRequest>,
+    /// Ordered by provider uuid.
+    pub provider_summaries: Vec<ProviderSummary>,
+}
+
+/// Why a request cannot be evaluated (the API maps both to 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    #[error("No such resource class {0}.")]
+    UnknownResourceClass(String),
+    #[error("No such trait(s): {0}.")]
+    UnknownTrait(String),
+}
+
+/// Runs the search. `Ok` with no candidates when nothing fits.
+pub fn search(state: &State, request: &CandidateRequest) -> Result<Candidates, SearchError> {
+    let Some(ctx) = group::WideContext::new(state, request)? else {
+        return Ok(Candidates::default());
+    };
+    let mut per_group = Vec::with_capacity(request.groups.len());
+    for g in &request.groups {
+        let Some(found) = group::search_group(&ctx, g)? else {
+            return Ok(Candidates::default());
+        };
+        if found.is_empty() {
+            return Ok(Candidates::default());
+        }
+        per_group.push(found);
+    }
+    Ok(merge::merge(&ctx, request, per_group))
+}
