@@ -362,7 +362,11 @@ fn trees_matching_all(
         if !rps_in_aggs.is_empty() {
             sharing.retain(|u| rps_in_aggs.contains(u));
         }
-        sharing.retain(|u| set.iter().any(|(rp, _)| rp == u));
+        sharing.retain(|u| {
+            state
+                .provider(u)
+                .is_some_and(|p| set.contains(&(p.uuid, p.root)))
+        });
         if !sharing.is_empty() && tree_root.is_none() {
             for (sp, anchor) in anchors_for_sharing(state, &sharing) {
                 rc_set.insert((sp, anchor, i));

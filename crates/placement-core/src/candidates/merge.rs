@@ -10,7 +10,9 @@
 //! Both the policy and the capacity rule only get stricter as a combination grows, so the
 //! product is pruned as soon as a partial combination breaks one of them; the result is the
 //! same as filtering the full product. Equal candidates reached through different anchors
-//! are returned once.
+//! are returned once. Under `limit` the product stops after that many candidates (the first
+//! N are what Placement returns without randomisation), so a small limit stays cheap on a
+//! large deployment.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -38,10 +40,15 @@ pub(super) fn merge(
                 .push(a);
         }
     }
+    // Before 1.29 a candidate may not use two providers of one tree.
+    let exclude_nested = !request.nested_aware && ctx.has_trees;
     let mut product = Product {
         state,
         isolate: request.group_policy == Some(GroupPolicy::Isolate),
         same_subtrees: &request.same_subtrees,
+        // With the nested exclusion, summaries depend on every candidate (see below), so
+        // the product can stop early only without it.
+        stop_after: if exclude_nested { None } else { request.limit },
         amounts: HashMap::new(),
         granular_rps: Vec::new(),
         chosen: Vec::with_capacity(n),
@@ -49,34 +56,39 @@ pub(super) fn merge(
         out: Vec::new(),
     };
     for lists in by_anchor.values() {
+        if product.full() {
+            break;
+        }
         if lists.iter().any(|l| l.is_empty()) {
             continue;
         }
         product.walk(lists);
     }
     let mut areqs = product.out;
-    if areqs.is_empty() {
-        return Candidates::default();
-    }
-    let mut summaries = summaries_for(state, &areqs);
-    if !request.nested_aware && ctx.has_trees {
-        // Before 1.29 a candidate may not use two providers of one tree.
+    // Placement keeps, before 1.29, only the summaries of providers used by a remaining
+    // candidate; then, under `limit`, only those of trees used by a kept candidate.
+    let mut used_by_any: Option<BTreeSet<Uuid>> = None;
+    if exclude_nested {
         areqs.retain(|a| {
             let roots: BTreeSet<Uuid> = a.allocations.keys().map(|u| root_of(state, u)).collect();
             roots.len() == a.allocations.len()
         });
-        let used: BTreeSet<Uuid> = areqs
-            .iter()
-            .flat_map(|a| a.allocations.keys().copied())
-            .collect();
-        summaries.retain(|s| used.contains(&s.uuid));
+        used_by_any = Some(
+            areqs
+                .iter()
+                .flat_map(|a| a.allocations.keys().copied())
+                .collect(),
+        );
     }
     if let Some(limit) = request.limit {
-        if limit < areqs.len() {
-            areqs.truncate(limit);
-            let roots = roots_of(state, &areqs);
-            summaries.retain(|s| roots.contains(&s.root));
-        }
+        areqs.truncate(limit);
+    }
+    if areqs.is_empty() {
+        return Candidates::default();
+    }
+    let mut summaries = summaries_for(state, &areqs);
+    if let Some(used) = used_by_any {
+        summaries.retain(|s| used.contains(&s.uuid));
     }
     Candidates {
         allocation_requests: areqs,
@@ -125,6 +137,8 @@ struct Product<'s, 'a> {
     state: &'s State,
     isolate: bool,
     same_subtrees: &'s [BTreeSet<String>],
+    /// Stop once this many candidates are found (`limit`).
+    stop_after: Option<usize>,
     /// Summed amounts of the partial combination.
     amounts: HashMap<(Uuid, &'a str), i64>,
     /// Providers of the granular groups chosen so far (for `isolate`).
@@ -135,6 +149,10 @@ struct Product<'s, 'a> {
 }
 
 impl<'s, 'a> Product<'s, 'a> {
+    fn full(&self) -> bool {
+        self.stop_after.is_some_and(|n| self.out.len() >= n)
+    }
+
     fn walk(&mut self, lists: &[Vec<&'a Areq>]) {
         let depth = self.chosen.len();
         if depth == lists.len() {
@@ -142,6 +160,9 @@ impl<'s, 'a> Product<'s, 'a> {
             return;
         }
         for &a in &lists[depth] {
+            if self.full() {
+                return;
+            }
             let granular = if a.same_provider {
                 a.mappings
                     .values()

@@ -725,6 +725,36 @@ proptest! {
     }
 
     #[test]
+    fn limit_returns_a_prefix_of_the_full_answer(
+        gen in proptest::collection::vec(gen_rp(), 1..9),
+        r in gen_request(),
+        limit in 1usize..4,
+        nested_aware in proptest::bool::ANY,
+    ) {
+        let (provs, consumers) = build(&gen);
+        let s = state_of(provs, consumers);
+        let full = search(&s, &CandidateRequest { nested_aware, ..r.clone() })
+            .expect("known names");
+        let limited = search(&s, &CandidateRequest { nested_aware, limit: Some(limit), ..r })
+            .expect("known names");
+        let n = limit.min(full.allocation_requests.len());
+        prop_assert_eq!(&limited.allocation_requests[..], &full.allocation_requests[..n]);
+        let roots: BTreeSet<Uuid> = limited
+            .allocation_requests
+            .iter()
+            .flat_map(|a| a.allocations.keys())
+            .filter_map(|p| s.provider(p).map(|x| x.root))
+            .collect();
+        let expected: Vec<&ProviderSummary> = full
+            .provider_summaries
+            .iter()
+            .filter(|p| roots.contains(&p.root))
+            .collect();
+        let got: Vec<&ProviderSummary> = limited.provider_summaries.iter().collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
     fn granular_groups_match_brute_force(
         gen in proptest::collection::vec(gen_rp(), 1..7),
         groups in proptest::collection::vec(gen_group(), 1..4),
