@@ -263,6 +263,27 @@ impl PlacementNode {
         }
     }
 
+    /// Resolves when Raft stops for good — a storage failure it cannot continue after, or a
+    /// shutdown — with the reason. The binary exits on it so a supervisor can restart the
+    /// node instead of leaving a process that answers every request with 503.
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow_watched();
+                if let Err(e) = &m.running_state {
+                    return e.to_string();
+                }
+                if m.state == ServerState::Shutdown {
+                    return "raft was shut down".to_string();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return "raft metrics channel closed".to_string();
+            }
+        }
+    }
+
     /// Builds a snapshot now (and lets openraft purge the log it covers). Returns once the
     /// snapshot is requested; it is built in the background.
     pub async fn trigger_snapshot(&self) -> Result<(), Error> {

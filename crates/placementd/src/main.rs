@@ -14,6 +14,9 @@
 //! then shut Raft down and sync the database. Every failure is a log line and exit status 1,
 //! never a panic.
 //!
+//! If Raft stops on its own (a storage failure it cannot continue after), the process stops
+//! serving and exits with status 1, so that a supervisor restarts it.
+//!
 //! Left out for the cluster step: the peer port, `--initial-cluster`, and the admin CLI.
 
 mod backend;
@@ -103,14 +106,35 @@ async fn run(args: Args) -> Result<(), String> {
 
     let app = placement_api::router(Arc::new(RaftBackend(node.clone())), ApiConfig::default());
     tracing::info!(listen = %api_addr, "serving the Placement API");
+    let raft_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let stop = {
+        let node = node.clone();
+        let raft_failure = raft_failure.clone();
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                reason = node.stopped() => {
+                    tracing::error!(%reason, "raft stopped; shutting down");
+                    *raft_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                }
+            }
+        }
+    };
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await;
 
     tracing::info!("HTTP server stopped; shutting down raft");
     let stopped = node.shutdown().await;
     served.map_err(|e| format!("HTTP server: {e}"))?;
     stopped.map_err(|e| format!("shutdown: {e}"))?;
+    if let Some(reason) = raft_failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        return Err(format!("raft stopped: {reason}"));
+    }
     tracing::info!("placementd stopped");
     Ok(())
 }
