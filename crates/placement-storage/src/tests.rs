@@ -331,6 +331,55 @@ async fn snapshot_for_another_log_id_is_refused_and_changes_nothing() {
     assert_eq!(b.state().read().expect("lock").provider_count(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_metadata_matches_its_data_while_applies_continue() {
+    // Entry i (i >= 2) creates trait CUSTOM_T{i}: a state at applied index k holds exactly
+    // k - 1 traits. Snapshots built while entries keep being applied must agree with that.
+    let dir = TempDir::new().expect("tempdir");
+    let (_store, mut sm) = open(&dir);
+    apply_all(&mut sm, vec![membership(1)]).await;
+    let mut next = 2u64;
+    for round in 0..5 {
+        let mut builder = sm.get_snapshot_builder().await;
+        let build = tokio::spawn(async move { builder.build_snapshot().await });
+        while !build.is_finished() || next < 200 * (round + 1) {
+            let chunk: Vec<Entry> = (next..next + 20)
+                .map(|i| {
+                    normal(
+                        i,
+                        Command::EnsureTrait {
+                            name: format!("CUSTOM_T{i}"),
+                        },
+                    )
+                })
+                .collect();
+            next += 20;
+            apply_all(&mut sm, chunk).await;
+            tokio::task::yield_now().await;
+        }
+        let snapshot = build.await.expect("join").expect("build");
+        let index = snapshot.meta.last_log_id.expect("applied").index;
+
+        let other = TempDir::new().expect("tempdir");
+        let (_other_store, mut installed) = open(&other);
+        installed
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .expect("install");
+        let traits = installed
+            .state()
+            .read()
+            .expect("lock")
+            .custom_traits()
+            .count() as u64;
+        assert_eq!(
+            traits,
+            index - 1,
+            "round {round}: snapshot at {index} holds {traits} traits"
+        );
+    }
+}
+
 // ---- log store -----------------------------------------------------------------------------
 
 #[tokio::test]
