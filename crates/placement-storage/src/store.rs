@@ -116,8 +116,8 @@ impl Store {
                 })
             }
             None => {
-                // Synced: the format marker must not be lost while data written after it
-                // survives (the WAL is replayed in order, so later data cannot outlive it).
+                // Synced: written once, when the directory is created; it marks the database
+                // as placementd's from its first durable byte on.
                 db.put_cf_opt(
                     cf(&db, FORMAT.cf)?,
                     FORMAT.key,
