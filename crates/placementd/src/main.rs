@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use placement_api::ApiConfig;
+use placement_api::{ApiConfig, CorsConfig, PolicyMode};
 use placement_raft::{NodeConfig, PlacementNode};
 use tracing_subscriber::EnvFilter;
 
@@ -51,6 +51,58 @@ struct Args {
     #[arg(long, env = "PLACEMENTD_NODE_ID", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..))]
     node_id: u64,
+
+    /// How Placement's policy rules are enforced: `legacy` (the deprecated defaults: admin
+    /// only), `secure-rbac` (the new defaults: admin, service, project reader) or `open`
+    /// (every rule but admin_api allows anyone; for tests only).
+    #[arg(long, env = "PLACEMENTD_POLICY", value_enum, default_value_t = Policy::Legacy)]
+    policy: Policy,
+
+    /// An origin allowed to make cross-origin requests (CORS); repeat for several. CORS is
+    /// off when none is given.
+    #[arg(
+        long = "cors-allowed-origin",
+        env = "PLACEMENTD_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_allowed_origins: Vec<String>,
+
+    /// A request header a CORS preflight may ask for; repeat for several.
+    #[arg(
+        long = "cors-allow-header",
+        env = "PLACEMENTD_CORS_ALLOW_HEADERS",
+        value_delimiter = ','
+    )]
+    cors_allow_headers: Vec<String>,
+}
+
+/// `--policy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Policy {
+    Legacy,
+    SecureRbac,
+    Open,
+}
+
+impl Args {
+    /// The API configuration these flags describe.
+    fn api_config(&self) -> ApiConfig {
+        let policy = match self.policy {
+            Policy::Legacy => PolicyMode::Legacy,
+            Policy::SecureRbac => PolicyMode::SecureRbac,
+            Policy::Open => PolicyMode::Open,
+        };
+        let cors = (!self.cors_allowed_origins.is_empty()).then(|| CorsConfig {
+            allowed_origins: self.cors_allowed_origins.clone(),
+            allow_headers: self.cors_allow_headers.clone(),
+            ..CorsConfig::default()
+        });
+        ApiConfig {
+            policy,
+            cors,
+            ..ApiConfig::default()
+        }
+    }
 }
 
 /// The default log filter when `RUST_LOG` is not set. openraft is verbose at info level
@@ -82,6 +134,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let api_config = args.api_config();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -104,7 +157,7 @@ async fn run(args: Args) -> Result<(), String> {
     })?;
     let node = Arc::new(node);
 
-    let app = placement_api::router(Arc::new(RaftBackend(node.clone())), ApiConfig::default());
+    let app = placement_api::router(Arc::new(RaftBackend(node.clone())), api_config);
     tracing::info!(listen = %api_addr, "serving the Placement API");
     let raft_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let stop = {
