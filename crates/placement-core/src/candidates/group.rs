@@ -15,27 +15,125 @@
 //!   group request. `member_of` there is met by the provider or by its anchor root.
 //!
 //! `None` from [`search_group`] / [`WideContext::new`] is Placement's `ResourceProviderNotFound`:
-//! the whole answer is empty.
+//! the whole answer is empty. A group's result is kept per anchor ([`Matches`]); its group
+//! requests are built when the merge reaches the anchor.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use placement_types::{ResourceProvider, Uuid};
 
 use super::{CandidateRequest, RequestGroup, SearchError, SHARING_TRAIT};
-use crate::query::has_room;
 use crate::state::State;
 
 /// One group's answer for one anchor tree.
 #[derive(Debug, Clone)]
 pub(super) struct Areq {
-    /// Root of the tree this request serves.
-    pub anchor: Uuid,
     /// From a granular group: exactly one provider.
     pub same_provider: bool,
     /// (provider, class, amount); a (provider, class) pair appears at most once.
     pub resources: Vec<(Uuid, String, i64)>,
     /// The group's suffix → its providers.
     pub mappings: BTreeMap<String, BTreeSet<Uuid>>,
+}
+
+/// A group's matches per anchor root. The group requests of an anchor are built only when
+/// the merge reaches that anchor, so a small `limit` does not pay for every tree. Sorted
+/// vectors rather than maps: they are built in bulk and searched by bisection.
+#[derive(Debug, Default)]
+pub(super) struct Matches {
+    /// `false`: each provider alone serves the group (one list); `true`: one list per class
+    /// of the group, in request order.
+    multi: bool,
+    /// The anchors every list serves, sorted, unique.
+    anchors: Vec<Uuid>,
+    /// Per list, (anchor, provider) pairs, sorted, unique.
+    lists: Vec<Vec<(Uuid, Uuid)>>,
+}
+
+/// The providers a sorted (anchor, provider) list has for one anchor.
+fn providers_for(list: &[(Uuid, Uuid)], anchor: &Uuid) -> Vec<Uuid> {
+    let start = list.partition_point(|(a, _)| a < anchor);
+    list[start..]
+        .iter()
+        .take_while(|(a, _)| a == anchor)
+        .map(|(_, rp)| *rp)
+        .collect()
+}
+
+/// The anchors present in every list, sorted.
+fn common_anchors(lists: &[Vec<(Uuid, Uuid)>]) -> Vec<Uuid> {
+    let Some((first, rest)) = lists.split_first() else {
+        return Vec::new();
+    };
+    let mut anchors: Vec<Uuid> = first.iter().map(|(a, _)| *a).collect();
+    anchors.dedup();
+    anchors.retain(|a| {
+        rest.iter().all(|l| {
+            let i = l.partition_point(|(x, _)| x < a);
+            l.get(i).is_some_and(|(x, _)| x == a)
+        })
+    });
+    anchors
+}
+
+impl Matches {
+    fn new(multi: bool, mut lists: Vec<Vec<(Uuid, Uuid)>>) -> Matches {
+        for l in &mut lists {
+            l.sort_unstable();
+            l.dedup();
+        }
+        let anchors = common_anchors(&lists);
+        Matches {
+            multi,
+            anchors,
+            lists,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+
+    pub fn contains(&self, anchor: &Uuid) -> bool {
+        self.anchors.binary_search(anchor).is_ok()
+    }
+
+    /// The anchors, in uuid order.
+    pub fn anchors(&self) -> &[Uuid] {
+        &self.anchors
+    }
+
+    /// The group requests serving one anchor.
+    pub fn areqs(&self, state: &State, g: &RequestGroup, anchor: &Uuid) -> Vec<Areq> {
+        if !self.contains(anchor) {
+            return Vec::new();
+        }
+        let per_list: Vec<Vec<Uuid>> = self
+            .lists
+            .iter()
+            .map(|l| providers_for(l, anchor))
+            .collect();
+        if self.multi {
+            return combinations(state, g, &per_list);
+        }
+        per_list
+            .into_iter()
+            .flatten()
+            .map(|rp| Areq {
+                same_provider: g.use_same_provider(),
+                resources: g
+                    .resources
+                    .iter()
+                    .map(|(rc, n)| (rp, rc.clone(), *n))
+                    .collect(),
+                mappings: BTreeMap::from([(g.suffix.clone(), BTreeSet::from([rp]))]),
+            })
+            .collect()
+    }
 }
 
 /// Request-wide facts, computed once.
@@ -147,7 +245,7 @@ fn anchors_for_sharing(state: &State, sharing: &BTreeSet<Uuid>) -> BTreeSet<(Uui
 pub(super) fn search_group(
     ctx: &WideContext<'_>,
     g: &RequestGroup,
-) -> Result<Option<Vec<Areq>>, SearchError> {
+) -> Result<Option<Matches>, SearchError> {
     let state = ctx.state;
     // Placement's RequestGroupSearchContext, in its order.
     for (rc, _) in &g.resources {
@@ -173,18 +271,25 @@ pub(super) fn search_group(
         },
         None => None,
     };
-    let mut with_resource: Vec<BTreeSet<(Uuid, Uuid)>> = Vec::with_capacity(g.resources.len());
-    for (rc, amount) in &g.resources {
-        let set: BTreeSet<(Uuid, Uuid)> = state
-            .providers()
-            .filter(|p| tree_root.is_none_or(|r| p.root == r))
-            .filter(|p| has_room(state, p, rc, *amount))
-            .map(|p| (p.uuid, p.root))
-            .collect();
-        if set.is_empty() {
-            return Ok(None);
+    // Per class, the providers with room, in uuid order. One pass over the providers, so
+    // each provider record is visited once for all classes.
+    let mut with_resource: Vec<Vec<&ResourceProvider>> = vec![Vec::new(); g.resources.len()];
+    if !g.resources.is_empty() {
+        for p in state.providers() {
+            if tree_root.is_some_and(|r| p.root != r) || p.inventories.is_empty() {
+                continue;
+            }
+            let usages = state.usages(&p.uuid);
+            for ((rc, amount), out) in g.resources.iter().zip(with_resource.iter_mut()) {
+                let used = usages.and_then(|m| m.get(rc)).copied().unwrap_or(0);
+                if fits_one_group(p, rc, *amount, used) {
+                    out.push(p);
+                }
+            }
         }
-        with_resource.push(set);
+    }
+    if with_resource.iter().any(|v| v.is_empty()) {
+        return Ok(None);
     }
 
     if !g.use_same_provider() && (!ctx.sharing.is_empty() || ctx.has_trees) {
@@ -194,14 +299,27 @@ pub(super) fn search_group(
                 .providers()
                 .any(|p| any.iter().any(|t| p.traits.contains(*t)))
             {
-                return Ok(Some(Vec::new()));
+                return Ok(Some(Matches::default()));
             }
         }
         let cands = trees_matching_all(ctx, g, &rps_in_aggs, tree_root, &with_resource);
-        return Ok(Some(multiple_providers(ctx, g, &cands)));
+        return Ok(Some(cands));
     }
-    let tuples = provider_ids_matching(ctx, g, &rps_in_aggs, &with_resource);
-    Ok(Some(single_provider(ctx, g, &tuples)))
+    let provs = provider_ids_matching(ctx, g, &rps_in_aggs, &with_resource);
+    Ok(Some(single_provider(ctx, &provs)))
+}
+
+/// Placement's capacity clause for one group's amount (the same as
+/// [`crate::query::has_room`], with the usage looked up by the caller).
+fn fits_one_group(p: &ResourceProvider, rc: &str, amount: i64, used: i64) -> bool {
+    let Some(inv) = p.inventories.get(rc) else {
+        return false;
+    };
+    (used + amount) as f64 <= (inv.total - inv.reserved) as f64 * inv.allocation_ratio
+        && inv.min_unit <= amount
+        && inv.max_unit >= amount
+        && inv.step_size > 0
+        && amount % inv.step_size == 0
 }
 
 fn has_any_trait(p: &ResourceProvider, traits: &BTreeSet<String>) -> bool {
@@ -210,14 +328,14 @@ fn has_any_trait(p: &ResourceProvider, traits: &BTreeSet<String>) -> bool {
 
 /// Placement's `get_provider_ids_matching`: (provider, root) pairs of providers that alone
 /// meet the group. An empty `filtered` set means "not filtered yet", as there.
-fn provider_ids_matching(
-    ctx: &WideContext<'_>,
+fn provider_ids_matching<'a>(
+    ctx: &WideContext<'a>,
     g: &RequestGroup,
     rps_in_aggs: &BTreeSet<Uuid>,
-    with_resource: &[BTreeSet<(Uuid, Uuid)>],
-) -> Vec<(Uuid, Uuid)> {
+    with_resource: &[Vec<&'a ResourceProvider>],
+) -> Vec<&'a ResourceProvider> {
     let state = ctx.state;
-    let mut filtered: BTreeSet<Uuid> = BTreeSet::new();
+    let mut filtered: HashSet<Uuid> = HashSet::new();
     if !g.required_traits.is_empty() {
         filtered = state
             .providers()
@@ -234,7 +352,7 @@ fn provider_ids_matching(
     }
     if !g.member_of.is_empty() {
         if filtered.is_empty() {
-            filtered = rps_in_aggs.clone();
+            filtered = rps_in_aggs.iter().copied().collect();
         } else {
             filtered.retain(|u| rps_in_aggs.contains(u));
         }
@@ -242,7 +360,7 @@ fn provider_ids_matching(
             return Vec::new();
         }
     }
-    let mut forbidden: BTreeSet<Uuid> = BTreeSet::new();
+    let mut forbidden: HashSet<Uuid> = HashSet::new();
     if !g.forbidden_aggs.is_empty() {
         let bad = providers_in_any_agg(state, &g.forbidden_aggs);
         if !filtered.is_empty() {
@@ -254,7 +372,7 @@ fn provider_ids_matching(
         forbidden.extend(bad);
     }
     if !g.forbidden_traits.is_empty() {
-        let bad: BTreeSet<Uuid> = state
+        let bad: Vec<Uuid> = state
             .providers()
             .filter(|p| has_any_trait(p, &g.forbidden_traits))
             .map(|p| p.uuid)
@@ -267,18 +385,22 @@ fn provider_ids_matching(
         }
         forbidden.extend(bad);
     }
-    let mut provs: Vec<(Uuid, Uuid)> = Vec::new();
+    let mut provs: Vec<&ResourceProvider> = Vec::new();
     for (i, set) in with_resource.iter().enumerate() {
-        let ids: BTreeSet<Uuid> = set.iter().map(|(u, _)| *u).collect();
         if i == 0 && filtered.is_empty() {
-            filtered = ids.difference(&forbidden).copied().collect();
+            filtered = set
+                .iter()
+                .map(|p| p.uuid)
+                .filter(|u| !forbidden.contains(u))
+                .collect();
         } else {
+            let ids: HashSet<Uuid> = set.iter().map(|p| p.uuid).collect();
             filtered.retain(|u| ids.contains(u));
         }
         if filtered.is_empty() {
             return Vec::new();
         }
-        provs = set.iter().copied().collect();
+        provs.clone_from(set);
     }
     if with_resource.is_empty() {
         // A resourceless group (1.36). Placement filters the pairs by `filtered`, which is
@@ -286,168 +408,139 @@ fn provider_ids_matching(
         provs = state
             .providers()
             .filter(|p| !forbidden.contains(&p.uuid))
-            .map(|p| (p.uuid, p.root))
             .collect();
     }
-    provs.retain(|(u, _)| filtered.contains(u));
+    provs.retain(|p| filtered.contains(&p.uuid));
     provs
 }
 
-/// Placement's `_alloc_candidates_single_provider`.
-fn single_provider(ctx: &WideContext<'_>, g: &RequestGroup, tuples: &[(Uuid, Uuid)]) -> Vec<Areq> {
-    let mut out = Vec::new();
-    for &(rp, root) in tuples {
-        let areq = Areq {
-            anchor: root,
-            same_provider: g.use_same_provider(),
-            resources: g
-                .resources
-                .iter()
-                .map(|(rc, n)| (rp, rc.clone(), *n))
-                .collect(),
-            mappings: BTreeMap::from([(g.suffix.clone(), BTreeSet::from([rp]))]),
-        };
+/// Placement's `_alloc_candidates_single_provider`: each provider serves its own tree and, if
+/// it shares, every tree it shares an aggregate with (`root_required` permitting).
+fn single_provider(ctx: &WideContext<'_>, provs: &[&ResourceProvider]) -> Matches {
+    let mut out: Vec<(Uuid, Uuid)> = Vec::with_capacity(provs.len());
+    for p in provs {
+        let (rp, root) = (p.uuid, p.root);
         if ctx.in_filtered_anchors(&root) {
-            out.push(areq.clone());
+            out.push((root, rp));
         }
-        let shares = ctx
-            .state
-            .provider(&rp)
-            .is_some_and(|p| p.traits.contains(SHARING_TRAIT));
-        if shares {
+        if p.traits.contains(SHARING_TRAIT) {
             for (_, anchor) in anchors_for_sharing(ctx.state, &BTreeSet::from([rp])) {
                 if anchor == root || !ctx.in_filtered_anchors(&anchor) {
                     continue;
                 }
-                out.push(Areq {
-                    anchor,
-                    ..areq.clone()
-                });
+                out.push((anchor, rp));
             }
         }
     }
-    out
+    Matches::new(false, vec![out])
 }
 
-/// (provider, anchor root, index of the class in the group).
-type RpCandidates = BTreeSet<(Uuid, Uuid, usize)>;
-
-fn trees(c: &RpCandidates) -> BTreeSet<Uuid> {
-    c.iter().map(|(_, a, _)| *a).collect()
-}
-
-/// Placement's `get_trees_matching_all`: per class, the providers with room in each tree
-/// (sharing providers counted in every tree they share with), kept only for trees that have
-/// every class. Traits are checked later, per combination.
+/// Placement's `get_trees_matching_all` and the grouping half of
+/// `_alloc_candidates_multiple_providers`: per anchor tree and class, the providers with
+/// room (sharing providers counted in every tree they share with); only trees that have every
+/// class are kept. Traits are checked later, per combination ([`combinations`]).
 fn trees_matching_all(
     ctx: &WideContext<'_>,
     g: &RequestGroup,
     rps_in_aggs: &BTreeSet<Uuid>,
     tree_root: Option<Uuid>,
-    with_resource: &[BTreeSet<(Uuid, Uuid)>],
-) -> RpCandidates {
+    with_resource: &[Vec<&ResourceProvider>],
+) -> Matches {
     let state = ctx.state;
-    let bad_aggs = if g.forbidden_aggs.is_empty() {
-        BTreeSet::new()
+    let in_aggs: HashSet<Uuid> = rps_in_aggs.iter().copied().collect();
+    let bad_aggs: HashSet<Uuid> = if g.forbidden_aggs.is_empty() {
+        HashSet::new()
     } else {
         providers_in_any_agg(state, &g.forbidden_aggs)
+            .into_iter()
+            .collect()
     };
-    let mut all: RpCandidates = BTreeSet::new();
-    for (i, set) in with_resource.iter().enumerate() {
-        let mut rc_set: RpCandidates = set.iter().map(|&(rp, root)| (rp, root, i)).collect();
-        if rc_set.is_empty() {
-            return BTreeSet::new();
+    let mut lists: Vec<Vec<(Uuid, Uuid)>> = Vec::with_capacity(with_resource.len());
+    for set in with_resource {
+        // (anchor, provider) for this class.
+        let mut pairs: Vec<(Uuid, Uuid)> = set.iter().map(|p| (p.root, p.uuid)).collect();
+        if pairs.is_empty() {
+            return Matches::default();
         }
-        let mut sharing: BTreeSet<Uuid> = ctx.sharing.clone();
-        if !rps_in_aggs.is_empty() {
-            sharing.retain(|u| rps_in_aggs.contains(u));
-        }
-        sharing.retain(|u| {
-            state
-                .provider(u)
-                .is_some_and(|p| set.contains(&(p.uuid, p.root)))
-        });
+        let mut sharing: Vec<Uuid> = ctx
+            .sharing
+            .iter()
+            .copied()
+            .filter(|u| in_aggs.is_empty() || in_aggs.contains(u))
+            .collect();
+        sharing.retain(|u| set.binary_search_by(|p| p.uuid.cmp(u)).is_ok());
         if !sharing.is_empty() && tree_root.is_none() {
+            let sharing: BTreeSet<Uuid> = sharing.into_iter().collect();
             for (sp, anchor) in anchors_for_sharing(state, &sharing) {
-                rc_set.insert((sp, anchor, i));
+                pairs.push((anchor, sp));
             }
         }
         if let Some(anchors) = &ctx.anchor_roots {
-            rc_set.retain(|(_, a, _)| anchors.contains(a));
-            if rc_set.is_empty() {
-                return BTreeSet::new();
+            pairs.retain(|(a, _)| anchors.contains(a));
+            if pairs.is_empty() {
+                return Matches::default();
             }
         }
         if !g.member_of.is_empty() {
-            rc_set.retain(|(rp, a, _)| rps_in_aggs.contains(rp) || rps_in_aggs.contains(a));
-            if rc_set.is_empty() {
-                return BTreeSet::new();
+            // The provider or its anchor root in the aggregates.
+            pairs.retain(|(a, rp)| in_aggs.contains(a) || in_aggs.contains(rp));
+            if pairs.is_empty() {
+                return Matches::default();
             }
         }
         if !g.forbidden_aggs.is_empty() {
-            rc_set.retain(|(rp, a, _)| !(bad_aggs.contains(rp) || bad_aggs.contains(a)));
-            if rc_set.is_empty() {
-                return BTreeSet::new();
+            // Neither the provider nor its anchor root in them.
+            pairs.retain(|(a, rp)| !(bad_aggs.contains(a) || bad_aggs.contains(rp)));
+            if pairs.is_empty() {
+                return Matches::default();
             }
         }
-        if all.is_empty() {
-            all = rc_set;
-        } else {
-            let both: BTreeSet<Uuid> = trees(&all).intersection(&trees(&rc_set)).copied().collect();
-            all.extend(rc_set);
-            all.retain(|(_, a, _)| both.contains(a));
-        }
-        if all.is_empty() {
-            return BTreeSet::new();
+        pairs.sort_unstable();
+        pairs.dedup();
+        lists.push(pairs);
+        // Only trees that have every class so far.
+        if common_anchors(&lists).is_empty() {
+            return Matches::default();
         }
     }
-    all
+    Matches::new(true, lists)
 }
 
-/// Placement's `_alloc_candidates_multiple_providers`: per anchor tree, every combination of
-/// one provider per class whose providers together satisfy the group's traits.
-fn multiple_providers(ctx: &WideContext<'_>, g: &RequestGroup, cands: &RpCandidates) -> Vec<Areq> {
-    let state = ctx.state;
-    let mut by_tree: BTreeMap<Uuid, Vec<Vec<Uuid>>> = BTreeMap::new();
-    for &(rp, anchor, i) in cands {
-        by_tree
-            .entry(anchor)
-            .or_insert_with(|| vec![Vec::new(); g.resources.len()])[i]
-            .push(rp);
-    }
+/// The other half of Placement's `_alloc_candidates_multiple_providers`, for one tree: every
+/// combination of one provider per class whose providers together satisfy the group's
+/// traits.
+fn combinations(state: &State, g: &RequestGroup, lists: &[Vec<Uuid>]) -> Vec<Areq> {
     let mut out = Vec::new();
-    for (anchor, lists) in by_tree {
-        if lists.iter().any(|l| l.is_empty()) {
-            continue;
+    if lists.is_empty() || lists.iter().any(|l| l.is_empty()) {
+        return out;
+    }
+    let check_traits = !(g.required_traits.is_empty() && g.forbidden_traits.is_empty());
+    let mut idx = vec![0usize; lists.len()];
+    'product: loop {
+        let combo: Vec<Uuid> = idx.iter().zip(lists).map(|(&j, l)| l[j]).collect();
+        if !check_traits || traits_ok(state, g, &combo) {
+            out.push(Areq {
+                same_provider: false,
+                resources: combo
+                    .iter()
+                    .zip(&g.resources)
+                    .map(|(rp, (rc, n))| (*rp, rc.clone(), *n))
+                    .collect(),
+                mappings: BTreeMap::from([(g.suffix.clone(), combo.iter().copied().collect())]),
+            });
         }
-        let mut idx = vec![0usize; lists.len()];
-        'product: loop {
-            let combo: Vec<Uuid> = idx.iter().zip(&lists).map(|(&j, l)| l[j]).collect();
-            if traits_ok(state, g, &combo) {
-                out.push(Areq {
-                    anchor,
-                    same_provider: false,
-                    resources: combo
-                        .iter()
-                        .zip(&g.resources)
-                        .map(|(rp, (rc, n))| (*rp, rc.clone(), *n))
-                        .collect(),
-                    mappings: BTreeMap::from([(g.suffix.clone(), combo.iter().copied().collect())]),
-                });
+        // Odometer over the class lists, last class fastest (itertools.product order).
+        let mut k = lists.len();
+        loop {
+            if k == 0 {
+                break 'product;
             }
-            // Odometer over the class lists, last class fastest (itertools.product order).
-            let mut k = lists.len();
-            loop {
-                if k == 0 {
-                    break 'product;
-                }
-                k -= 1;
-                idx[k] += 1;
-                if idx[k] < lists[k].len() {
-                    break;
-                }
-                idx[k] = 0;
+            k -= 1;
+            idx[k] += 1;
+            if idx[k] < lists[k].len() {
+                break;
             }
+            idx[k] = 0;
         }
     }
     out

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use placement_types::Uuid;
 
-use super::group::{Areq, WideContext};
+use super::group::{Areq, Matches, WideContext};
 use super::{
     AllocationRequest, CandidateRequest, Candidates, GroupPolicy, ProviderSummary, SummaryResource,
 };
@@ -27,19 +27,19 @@ use crate::state::State;
 pub(super) fn merge(
     ctx: &WideContext<'_>,
     request: &CandidateRequest,
-    per_group: Vec<Vec<Areq>>,
+    per_group: Vec<Matches>,
 ) -> Candidates {
     let state = ctx.state;
     let n = per_group.len();
-    let mut by_anchor: BTreeMap<Uuid, Vec<Vec<&Areq>>> = BTreeMap::new();
-    for (i, areqs) in per_group.iter().enumerate() {
-        for a in areqs {
-            by_anchor
-                .entry(a.anchor)
-                .or_insert_with(|| vec![Vec::new(); n])[i]
-                .push(a);
-        }
-    }
+    // Anchors every group can serve, in uuid order (walked lazily: a `limit` may stop early).
+    let Some(fewest) = per_group.iter().min_by_key(|m| m.len()) else {
+        return Candidates::default();
+    };
+    let anchors = fewest
+        .anchors()
+        .iter()
+        .copied()
+        .filter(|a| per_group.iter().all(|m| m.contains(a)));
     // Before 1.29 a candidate may not use two providers of one tree.
     let exclude_nested = !request.nested_aware && ctx.has_trees;
     let mut product = Product {
@@ -49,20 +49,29 @@ pub(super) fn merge(
         // With the nested exclusion, summaries depend on every candidate (see below), so
         // the product can stop early only without it.
         stop_after: if exclude_nested { None } else { request.limit },
-        amounts: HashMap::new(),
-        granular_rps: Vec::new(),
-        chosen: Vec::with_capacity(n),
         seen: HashSet::new(),
         out: Vec::new(),
     };
-    for lists in by_anchor.values() {
+    for anchor in anchors {
         if product.full() {
             break;
         }
+        let lists: Vec<Vec<Areq>> = per_group
+            .iter()
+            .zip(&request.groups)
+            .map(|(m, g)| m.areqs(state, g, &anchor))
+            .collect();
         if lists.iter().any(|l| l.is_empty()) {
             continue;
         }
-        product.walk(lists);
+        let refs: Vec<Vec<&Areq>> = lists.iter().map(|l| l.iter().collect()).collect();
+        Walk {
+            p: &mut product,
+            amounts: HashMap::new(),
+            granular_rps: Vec::new(),
+            chosen: Vec::with_capacity(n),
+        }
+        .walk(&refs);
     }
     let mut areqs = product.out;
     // Placement keeps, before 1.29, only the summaries of providers used by a remaining
@@ -132,27 +141,34 @@ fn summaries_for(state: &State, areqs: &[AllocationRequest]) -> Vec<ProviderSumm
         .collect()
 }
 
-/// The pruned Cartesian product over one anchor's group lists.
-struct Product<'s, 'a> {
+/// The candidates found so far, over all anchors.
+struct Product<'s> {
     state: &'s State,
     isolate: bool,
     same_subtrees: &'s [BTreeSet<String>],
     /// Stop once this many candidates are found (`limit`).
     stop_after: Option<usize>,
+    seen: HashSet<AllocationRequest>,
+    out: Vec<AllocationRequest>,
+}
+
+impl Product<'_> {
+    fn full(&self) -> bool {
+        self.stop_after.is_some_and(|n| self.out.len() >= n)
+    }
+}
+
+/// The pruned Cartesian product over one anchor's group lists.
+struct Walk<'p, 's, 'a> {
+    p: &'p mut Product<'s>,
     /// Summed amounts of the partial combination.
     amounts: HashMap<(Uuid, &'a str), i64>,
     /// Providers of the granular groups chosen so far (for `isolate`).
     granular_rps: Vec<Uuid>,
     chosen: Vec<&'a Areq>,
-    seen: HashSet<AllocationRequest>,
-    out: Vec<AllocationRequest>,
 }
 
-impl<'s, 'a> Product<'s, 'a> {
-    fn full(&self) -> bool {
-        self.stop_after.is_some_and(|n| self.out.len() >= n)
-    }
-
+impl<'a> Walk<'_, '_, 'a> {
     fn walk(&mut self, lists: &[Vec<&'a Areq>]) {
         let depth = self.chosen.len();
         if depth == lists.len() {
@@ -160,7 +176,7 @@ impl<'s, 'a> Product<'s, 'a> {
             return;
         }
         for &a in &lists[depth] {
-            if self.full() {
+            if self.p.full() {
                 return;
             }
             let granular = if a.same_provider {
@@ -172,7 +188,7 @@ impl<'s, 'a> Product<'s, 'a> {
             } else {
                 None
             };
-            if self.isolate {
+            if self.p.isolate {
                 if let Some(rp) = granular {
                     if self.granular_rps.contains(&rp) {
                         continue;
@@ -203,7 +219,7 @@ impl<'s, 'a> Product<'s, 'a> {
         for (rp, rc, n) in &a.resources {
             let total = self.amounts.entry((*rp, rc.as_str())).or_insert(0);
             *total += n;
-            if !fits_capacity(self.state, rp, rc, *total) {
+            if !fits_capacity(self.p.state, rp, rc, *total) {
                 fits = false;
             }
         }
@@ -228,14 +244,14 @@ impl<'s, 'a> Product<'s, 'a> {
                 mappings.entry(suffix.clone()).or_default().extend(rps);
             }
         }
-        for set in self.same_subtrees {
+        for set in self.p.same_subtrees {
             let rps: BTreeSet<Uuid> = set
                 .iter()
                 .filter_map(|s| mappings.get(s))
                 .flatten()
                 .copied()
                 .collect();
-            if !same_subtree(self.state, &rps) {
+            if !same_subtree(self.p.state, &rps) {
                 return;
             }
         }
@@ -253,8 +269,8 @@ impl<'s, 'a> Product<'s, 'a> {
             allocations,
             mappings,
         };
-        if self.seen.insert(ar.clone()) {
-            self.out.push(ar);
+        if self.p.seen.insert(ar.clone()) {
+            self.p.out.push(ar);
         }
     }
 }
