@@ -111,6 +111,9 @@ const TAG_RESOURCE_CLASS: u8 = 0x01;
 const TAG_TRAIT: u8 = 0x02;
 const TAG_PROVIDER: u8 = 0x03;
 const TAG_CONSUMER: u8 = 0x04;
+/// A remembered request outcome (`dedup.rs`): tag + the 16 bytes of the request id. Kept in
+/// the record column family so that snapshots carry it like any other record.
+const TAG_REQUEST: u8 = 0x05;
 
 /// Inclusive start and exclusive end of the whole record key space (for a range delete).
 pub const RECORD_KEY_START: [u8; 1] = [0x00];
@@ -144,6 +147,26 @@ pub fn encode_change(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
         Change::ResourceClass(name, rc) => (name_key(TAG_RESOURCE_CLASS, name), value(rc)?),
         Change::Trait(name, t) => (name_key(TAG_TRAIT, name), value(t)?),
     })
+}
+
+/// The key under which the outcome of request `id` is remembered.
+pub fn request_key(id: &Uuid) -> Vec<u8> {
+    uuid_key(TAG_REQUEST, id)
+}
+
+/// Whether a record key holds a remembered request outcome rather than a Placement record.
+pub fn is_request_key(key: &[u8]) -> bool {
+    key.first() == Some(&TAG_REQUEST)
+}
+
+/// The request id in a [`request_key`].
+pub fn request_id(key: &[u8]) -> Result<Uuid> {
+    match key.split_first() {
+        Some((&TAG_REQUEST, id)) => {
+            Uuid::from_slice(id).map_err(|_| Error::corrupt(format!("request key {}", hex(key))))
+        }
+        _ => Err(Error::corrupt(format!("not a request key: {}", hex(key)))),
+    }
 }
 
 /// Decodes one stored record, checking that its key matches its contents.

@@ -23,9 +23,12 @@
 //!
 //! The openraft type configuration ([`TypeConfig`]) is declared here because these storage
 //! types implement openraft's traits for that one configuration; `placement-raft` re-exports
-//! it. Left out: the peer transport for snapshots (placement-raft), request-id deduplication
-//! of forwarded writes, and streaming installs for states larger than memory.
+//! it. The state machine also remembers recent request ids and their outcomes (`dedup.rs`), so
+//! a write forwarded twice across a leader change is applied once. Left out: the peer
+//! transport for snapshots (placement-raft) and streaming installs for states larger than
+//! memory.
 
+mod dedup;
 mod error;
 mod keys;
 mod log_store;
@@ -37,6 +40,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use dedup::DEDUP_WINDOW_ENTRIES;
 pub use error::{Error, Result};
 pub use log_store::LogStore;
 pub use snapshot::{SnapshotFile, SNAPSHOT_FORMAT};

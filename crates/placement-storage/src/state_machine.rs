@@ -29,8 +29,13 @@
 //! synced `WriteBatch` (a crash leaves either the old state or the new one), then swaps the
 //! in-memory state. See `snapshot.rs` for the file format.
 //!
-//! Left out: remembering recent request ids for forwarded-write deduplication (comes with the
-//! peer transport), and incremental / streaming install for states larger than memory.
+//! # Deduplication
+//! Every applied request is remembered by id for a window of log entries (`dedup.rs`); an
+//! entry carrying an id that is still remembered is not applied again and answers the
+//! remembered outcome. The rows live in the record column family, so they are written in the
+//! apply batch, survive restarts and travel in snapshots.
+//!
+//! Left out: incremental / streaming install for states larger than memory.
 
 use std::io::{self, BufReader, BufWriter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -44,6 +49,7 @@ use placement_core::{Applied, State};
 use placement_types::{ApplyResult, DomainError, LogPayload, Outcome, Request};
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
+use crate::dedup::RequestTable;
 use crate::error::{Error, Result};
 use crate::keys::{self, APPLIED, CF_SM_RECORDS, MEMBERSHIP, RECORD_KEY_END, RECORD_KEY_START};
 use crate::snapshot::{SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
@@ -56,6 +62,7 @@ pub struct StateMachine {
     db: Arc<DB>,
     snapshots: Arc<SnapshotDir>,
     state: Arc<RwLock<State>>,
+    requests: RequestTable,
     applied: Option<LogId>,
     membership: StoredMembership,
 }
@@ -74,14 +81,16 @@ impl StateMachine {
         let applied = get_meta(&db, &APPLIED)?;
         let membership = get_meta(&db, &MEMBERSHIP)?.unwrap_or_default();
         let mut state = State::new();
+        let mut requests = RequestTable::default();
         let mut count = 0u64;
         for item in db.iterator_cf(cf(&db, CF_SM_RECORDS)?, IteratorMode::Start) {
             let (key, value) = item?;
-            state.insert_record(keys::decode_record(&key, &value)?);
+            load_row(&mut state, &mut requests, &key, &value)?;
             count += 1;
         }
         tracing::info!(
             records = count,
+            remembered_requests = requests.len(),
             applied = ?applied.as_ref().map(|id| id.index),
             "state machine loaded"
         );
@@ -89,6 +98,7 @@ impl StateMachine {
             db,
             snapshots,
             state: Arc::new(RwLock::new(state)),
+            requests,
             applied,
             membership,
         })
@@ -118,6 +128,7 @@ impl StateMachine {
         }
         let mut batch = WriteBatch::default();
         let mut membership = None;
+        let mut remember = None;
         let (result, changes) = match entry.payload {
             EntryPayload::Blank => (Ok(Outcome::Done), Vec::new()),
             EntryPayload::Membership(m) => {
@@ -131,12 +142,32 @@ impl StateMachine {
                 (Ok(Outcome::Done), Vec::new())
             }
             EntryPayload::Normal(LogPayload::V1(request)) => {
-                let applied = self.run_apply(&log_id, &request);
-                (applied.result, applied.changes)
+                if let Some(seen) = self.requests.get(&request.id) {
+                    // A retried forward of a request that is already applied: answer what the
+                    // first copy answered and change nothing (the same on every replica).
+                    tracing::debug!(
+                        request = %request.id,
+                        index = log_id.index,
+                        first_index = seen.index,
+                        "duplicate request not applied again"
+                    );
+                    (seen.result.clone(), Vec::new())
+                } else {
+                    let applied = self.run_apply(&log_id, &request);
+                    remember = Some(request.id);
+                    (applied.result, applied.changes)
+                }
             }
         };
 
         let cf_records = cf(&self.db, CF_SM_RECORDS)?;
+        if let Some(id) = &remember {
+            let (key, value, evicted) = self.requests.plan(log_id.index, id, &result)?;
+            batch.put_cf(cf_records, key, value);
+            for key in evicted {
+                batch.delete_cf(cf_records, key);
+            }
+        }
         for change in &changes {
             match keys::encode_change(change)? {
                 (key, Some(value)) => batch.put_cf(cf_records, key, value),
@@ -156,6 +187,9 @@ impl StateMachine {
         if !changes.is_empty() {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             state.commit(&changes);
+        }
+        if let Some(id) = remember {
+            self.requests.commit(log_id.index, id, result.clone());
         }
         self.applied = Some(log_id);
         if let Some(m) = membership {
@@ -257,13 +291,29 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
-/// Copies, verifies and installs a snapshot; returns the rebuilt state. Blocking.
+/// Adds one stored row of the record column family to the in-memory state or request table.
+fn load_row(
+    state: &mut State,
+    requests: &mut RequestTable,
+    key: &[u8],
+    value: &[u8],
+) -> Result<()> {
+    if keys::is_request_key(key) {
+        requests.load(key, value)
+    } else {
+        state.insert_record(keys::decode_record(key, value)?);
+        Ok(())
+    }
+}
+
+/// Copies, verifies and installs a snapshot; returns the rebuilt state and request table.
+/// Blocking.
 fn install_snapshot(
     db: &DB,
     snapshots: &SnapshotDir,
     meta: &SnapshotMeta,
     mut data: SnapshotFile,
-) -> Result<State> {
+) -> Result<(State, RequestTable)> {
     // Keep our own copy: the source belongs to the caller (the transport's receive file, or
     // another store's snapshot), and the installed file becomes our current snapshot.
     let tmp = snapshots.tmp_path("install");
@@ -290,8 +340,9 @@ fn install_snapshot(
     let mut batch = WriteBatch::default();
     batch.delete_range_cf(cf_records, RECORD_KEY_START, RECORD_KEY_END);
     let mut state = State::new();
+    let mut requests = RequestTable::default();
     while let Some((key, value)) = reader.next_record()? {
-        state.insert_record(keys::decode_record(&key, &value)?);
+        load_row(&mut state, &mut requests, &key, &value)?;
         batch.put_cf(cf_records, key, value);
     }
     let cf_meta = cf(db, APPLIED.cf)?;
@@ -308,7 +359,7 @@ fn install_snapshot(
     // and must be durable before openraft purges the log entries this snapshot replaces.
     db.write_opt(batch, &synced())?;
     snapshots.publish(&tmp, meta)?;
-    Ok(state)
+    Ok((state, requests))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -352,12 +403,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let db = self.db.clone();
         let snapshots = self.snapshots.clone();
         let owned_meta = meta.clone();
-        let state = tokio::task::spawn_blocking(move || {
+        let (state, requests) = tokio::task::spawn_blocking(move || {
             install_snapshot(&db, &snapshots, &owned_meta, snapshot)
         })
         .await
         .map_err(Error::from)??;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.requests = requests;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())

@@ -230,6 +230,71 @@ async fn applying_an_old_index_is_refused_not_repeated() {
     assert_eq!(sm.applied(), Some(&log_id(8)));
 }
 
+/// The same request (same id) in a second entry — a forward retried across a leader change —
+/// answers the first outcome and changes nothing, also after a restart and on a replica that
+/// got the table through a snapshot.
+#[tokio::test]
+async fn a_retried_request_is_applied_once() {
+    let dir = TempDir::new().expect("tempdir");
+    let (_store, mut sm) = open(&dir);
+    apply_all(&mut sm, history()).await;
+    // Entry 5 of history() creates provider RP1; applied again it would be a 409 (name taken).
+    let retried = history()
+        .into_iter()
+        .find(|e| e.log_id.index == 5)
+        .expect("entry 5");
+    let first = {
+        let dir2 = TempDir::new().expect("tempdir");
+        let (_s, mut fresh) = open(&dir2);
+        let mut out = None;
+        for e in history() {
+            let index = e.log_id.index;
+            let r = fresh.apply_entry(e).expect("apply");
+            if index == 5 {
+                out = Some(r);
+            }
+        }
+        out.expect("result of entry 5")
+    };
+    assert!(matches!(first, Ok(Outcome::Provider(_))), "{first:?}");
+    let records_before = records(&sm.state().read().expect("lock"));
+    let mut again = retried.clone();
+    again.log_id = log_id(9);
+    assert_eq!(sm.apply_entry(again).expect("apply"), first);
+    assert_eq!(records(&sm.state().read().expect("lock")), records_before);
+    assert_eq!(sm.applied(), Some(&log_id(9)));
+    drop(sm);
+    drop(_store);
+
+    // After a restart the table is still there.
+    let (_store, mut sm) = open(&dir);
+    let mut again = retried.clone();
+    again.log_id = log_id(10);
+    assert_eq!(sm.apply_entry(again).expect("apply"), first);
+    assert_eq!(records(&sm.state().read().expect("lock")), records_before);
+
+    // And a replica that installs a snapshot gets it too.
+    let snapshot = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+    let other_dir = TempDir::new().expect("tempdir");
+    let (_other_store, mut other) = open(&other_dir);
+    other
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("install");
+    let mut again = retried;
+    again.log_id = log_id(11);
+    assert_eq!(other.apply_entry(again).expect("apply"), first);
+    assert_eq!(
+        records(&other.state().read().expect("lock")),
+        records_before
+    );
+}
+
 // ---- snapshots -----------------------------------------------------------------------------
 
 #[tokio::test]
