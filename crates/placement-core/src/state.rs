@@ -1,7 +1,8 @@
 //! The in-memory model of Placement's state, and the [`Change`]s that move it.
 //!
 //! [`State`] holds every stored record (providers, consumers, custom resource classes, custom
-//! traits) plus indexes derived from them (names, children, usages, consumers per provider).
+//! traits) plus indexes derived from them (names, children, usages, consumers per provider,
+//! providers per trait).
 //! Storage persists only the records: it writes each [`Change`] that `apply` returns and, at
 //! start, rebuilds the state with [`State::insert_record`]. Derived indexes are never stored.
 //!
@@ -44,6 +45,8 @@ pub struct State {
     usages: HashMap<Uuid, BTreeMap<String, i64>>,
     /// provider -> consumers holding allocations against it.
     provider_consumers: HashMap<Uuid, BTreeSet<Uuid>>,
+    /// trait -> providers that have it (allocation candidates: sharing providers, traits).
+    trait_providers: HashMap<String, BTreeSet<Uuid>>,
 }
 
 impl State {
@@ -115,11 +118,25 @@ impl State {
                     }
                 }
             }
+            for t in &old.traits {
+                if let Some(set) = self.trait_providers.get_mut(t) {
+                    set.remove(&uuid);
+                    if set.is_empty() {
+                        self.trait_providers.remove(t);
+                    }
+                }
+            }
         }
         if let Some(p) = new {
             self.provider_names.insert(p.name.clone(), uuid);
             if let Some(parent) = p.parent {
                 self.children.entry(parent).or_default().insert(uuid);
+            }
+            for t in &p.traits {
+                self.trait_providers
+                    .entry(t.clone())
+                    .or_default()
+                    .insert(uuid);
             }
             self.providers.insert(uuid, p);
         }
@@ -187,6 +204,16 @@ impl State {
     /// Direct children of a provider, by uuid.
     pub fn children(&self, uuid: &Uuid) -> impl Iterator<Item = &Uuid> {
         self.children.get(uuid).into_iter().flatten()
+    }
+
+    /// Whether any provider has a parent (Placement's `_has_provider_trees`).
+    pub fn has_nested_providers(&self) -> bool {
+        !self.children.is_empty()
+    }
+
+    /// Providers that have a trait, in uuid order.
+    pub fn providers_with_trait(&self, name: &str) -> impl Iterator<Item = &Uuid> {
+        self.trait_providers.get(name).into_iter().flatten()
     }
 
     /// A provider and all its descendants, parents before children.
@@ -282,5 +309,64 @@ impl State {
     /// Whether any provider has a trait.
     pub fn trait_in_use(&self, name: &str) -> bool {
         self.providers.values().any(|p| p.traits.contains(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use placement_types::{ResourceProvider, Timestamp, Uuid};
+
+    use super::*;
+
+    fn rp(n: u128, parent: Option<u128>, traits: &[&str]) -> ResourceProvider {
+        ResourceProvider {
+            uuid: Uuid::from_u128(n),
+            name: format!("rp{n}"),
+            generation: 0,
+            parent: parent.map(Uuid::from_u128),
+            root: Uuid::from_u128(parent.unwrap_or(n)),
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            inventories: BTreeMap::new(),
+            traits: traits.iter().map(|t| t.to_string()).collect(),
+            aggregates: BTreeSet::new(),
+        }
+    }
+
+    fn with_trait(s: &State, t: &str) -> Vec<u128> {
+        s.providers_with_trait(t).map(|u| u.as_u128()).collect()
+    }
+
+    #[test]
+    fn trait_and_nesting_indexes_follow_commits_and_rebuilds() {
+        let mut s = State::new();
+        let change = |p: ResourceProvider| Change::Provider(p.uuid, Some(p));
+        s.commit(&[
+            change(rp(1, None, &["A", "B"])),
+            change(rp(2, None, &["B"])),
+        ]);
+        assert!(!s.has_nested_providers());
+        assert_eq!(with_trait(&s, "B"), vec![1, 2]);
+        // Replace 1's traits, add a child, delete 2.
+        s.commit(&[
+            change(rp(1, None, &["C"])),
+            change(rp(3, Some(1), &["B"])),
+            Change::Provider(Uuid::from_u128(2), None),
+        ]);
+        assert_eq!(with_trait(&s, "A"), Vec::<u128>::new());
+        assert_eq!(with_trait(&s, "B"), vec![3]);
+        assert_eq!(with_trait(&s, "C"), vec![1]);
+        assert!(s.has_nested_providers());
+        let mut rebuilt = State::new();
+        for r in s.records() {
+            rebuilt.insert_record(r);
+        }
+        assert_eq!(rebuilt.trait_providers, s.trait_providers);
+        assert_eq!(rebuilt.children, s.children);
+        s.commit(&[Change::Provider(Uuid::from_u128(3), None)]);
+        assert!(!s.has_nested_providers());
+        assert!(!s.trait_providers.contains_key("B"));
     }
 }

@@ -511,6 +511,7 @@ fn derived_indexes_match_a_rebuild_from_records() {
         assert_eq!(rebuilt.provider(&rp), s.state.provider(&rp));
     }
     assert_eq!(rebuilt.children(&a).collect::<Vec<_>>(), vec![&b]);
+    assert!(rebuilt.has_nested_providers() && s.state.has_nested_providers());
     assert_eq!(s.state.usage(&a, "VCPU"), 3);
     let _ = Change::Trait("unused".into(), None);
 }

@@ -152,7 +152,7 @@ impl<'a> WideContext<'a> {
         state: &'a State,
         request: &CandidateRequest,
     ) -> Result<Option<WideContext<'a>>, SearchError> {
-        let has_trees = state.providers().any(|p| p.parent.is_some());
+        let has_trees = state.has_nested_providers();
         let mut anchor_roots = None;
         if !(request.root_required.is_empty() && request.root_forbidden.is_empty()) {
             check_traits(state, request.root_required.iter())?;
@@ -169,11 +169,7 @@ impl<'a> WideContext<'a> {
             }
             anchor_roots = Some(roots);
         }
-        let sharing = state
-            .providers()
-            .filter(|p| p.traits.contains(SHARING_TRAIT))
-            .map(|p| p.uuid)
-            .collect();
+        let sharing = state.providers_with_trait(SHARING_TRAIT).copied().collect();
         Ok(Some(WideContext {
             state,
             has_trees,
@@ -294,11 +290,8 @@ pub(super) fn search_group(
 
     if !g.use_same_provider() && (!ctx.sharing.is_empty() || ctx.has_trees) {
         if !g.required_traits.is_empty() {
-            let any: BTreeSet<&String> = g.required_traits.iter().flatten().collect();
-            if !state
-                .providers()
-                .any(|p| any.iter().any(|t| p.traits.contains(*t)))
-            {
+            let mut any = g.required_traits.iter().flatten();
+            if !any.any(|t| state.providers_with_trait(t).next().is_some()) {
                 return Ok(Some(Matches::default()));
             }
         }
@@ -337,15 +330,19 @@ fn provider_ids_matching<'a>(
     let state = ctx.state;
     let mut filtered: HashSet<Uuid> = HashSet::new();
     if !g.required_traits.is_empty() {
-        filtered = state
-            .providers()
-            .filter(|p| {
-                g.required_traits
-                    .iter()
-                    .all(|set| set.iter().any(|t| p.traits.contains(t)))
-            })
-            .map(|p| p.uuid)
-            .collect();
+        // Each set: providers with any of its traits; the sets AND'ed.
+        for (i, set) in g.required_traits.iter().enumerate() {
+            let any: HashSet<Uuid> = set
+                .iter()
+                .flat_map(|t| state.providers_with_trait(t))
+                .copied()
+                .collect();
+            if i == 0 {
+                filtered = any;
+            } else {
+                filtered.retain(|u| any.contains(u));
+            }
+        }
         if filtered.is_empty() {
             return Vec::new();
         }
@@ -372,10 +369,11 @@ fn provider_ids_matching<'a>(
         forbidden.extend(bad);
     }
     if !g.forbidden_traits.is_empty() {
-        let bad: Vec<Uuid> = state
-            .providers()
-            .filter(|p| has_any_trait(p, &g.forbidden_traits))
-            .map(|p| p.uuid)
+        let bad: HashSet<Uuid> = g
+            .forbidden_traits
+            .iter()
+            .flat_map(|t| state.providers_with_trait(t))
+            .copied()
             .collect();
         if !filtered.is_empty() {
             filtered.retain(|u| !bad.contains(u));
