@@ -70,10 +70,7 @@ pub(super) fn apply(state: &State, at: Timestamp, command: &Command) -> Step {
 }
 
 /// The provider, or Placement's generic not-found error for it.
-pub(crate) fn get_provider<'a>(
-    state: &'a State,
-    uuid: Uuid,
-) -> Result<&'a ResourceProvider, DomainError> {
+pub(crate) fn get_provider(state: &State, uuid: Uuid) -> Result<&ResourceProvider, DomainError> {
     state.provider(&uuid).ok_or_else(|| {
         DomainError::not_found(format!("No resource provider with uuid {uuid} found"))
     })
