@@ -42,9 +42,17 @@ pub struct Remembered {
     pub result: ApplyResult,
 }
 
+/// The rows one remembered request writes: its own, and the rows it pushes out of the window.
+#[derive(Debug)]
+pub(crate) struct PlannedRows {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub evicted: Vec<Vec<u8>>,
+}
+
 /// The in-memory table (rebuilt from the stored rows at start and after a snapshot install).
 #[derive(Debug, Default)]
-pub struct RequestTable {
+pub(crate) struct RequestTable {
     by_id: HashMap<Uuid, Remembered>,
     by_index: BTreeMap<u64, Uuid>,
 }
@@ -69,19 +77,10 @@ impl RequestTable {
         self.by_id.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     /// The rows to write when entry `index` applied request `id` with `result`: the put of
     /// the new row and the deletes of rows that fall out of the window. Call [`Self::commit`]
     /// with the same arguments once the batch is written.
-    pub fn plan(
-        &self,
-        index: u64,
-        id: &Uuid,
-        result: &ApplyResult,
-    ) -> Result<(Vec<u8>, Vec<u8>, Vec<Vec<u8>>)> {
+    pub fn plan(&self, index: u64, id: &Uuid, result: &ApplyResult) -> Result<PlannedRows> {
         let value = placement_types::encode(&Remembered {
             index,
             result: result.clone(),
@@ -90,7 +89,11 @@ impl RequestTable {
             .expired(index)
             .map(|(_, id)| keys::request_key(id))
             .collect();
-        Ok((keys::request_key(id), value, evicted))
+        Ok(PlannedRows {
+            key: keys::request_key(id),
+            value,
+            evicted,
+        })
     }
 
     /// Applies what [`Self::plan`] wrote.
@@ -124,14 +127,17 @@ mod tests {
         let b = Uuid::from_u128(2);
         t.commit(1, a, Ok(Outcome::Done));
         assert!(t.get(&a).is_some());
-        let (_, _, evicted) = t
+        let planned = t
             .plan(DEDUP_WINDOW_ENTRIES, &b, &Ok(Outcome::Done))
             .expect("plan");
-        assert!(evicted.is_empty(), "index 1 is still inside the window");
-        let (_, _, evicted) = t
+        assert!(
+            planned.evicted.is_empty(),
+            "index 1 is still inside the window"
+        );
+        let planned = t
             .plan(DEDUP_WINDOW_ENTRIES + 1, &b, &Ok(Outcome::Done))
             .expect("plan");
-        assert_eq!(evicted, vec![keys::request_key(&a)]);
+        assert_eq!(planned.evicted, vec![keys::request_key(&a)]);
         t.commit(DEDUP_WINDOW_ENTRIES + 1, b, Ok(Outcome::Done));
         assert!(t.get(&a).is_none());
         assert_eq!(t.get(&b).map(|r| r.index), Some(DEDUP_WINDOW_ENTRIES + 1));
@@ -142,9 +148,9 @@ mod tests {
     fn rows_round_trip() {
         let t = RequestTable::default();
         let id = Uuid::from_u128(9);
-        let (key, value, _) = t.plan(5, &id, &Ok(Outcome::Created(true))).expect("plan");
+        let planned = t.plan(5, &id, &Ok(Outcome::Created(true))).expect("plan");
         let mut loaded = RequestTable::default();
-        loaded.load(&key, &value).expect("load");
+        loaded.load(&planned.key, &planned.value).expect("load");
         assert_eq!(
             loaded.get(&id),
             Some(&Remembered {

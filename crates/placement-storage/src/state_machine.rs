@@ -162,9 +162,9 @@ impl StateMachine {
 
         let cf_records = cf(&self.db, CF_SM_RECORDS)?;
         if let Some(id) = &remember {
-            let (key, value, evicted) = self.requests.plan(log_id.index, id, &result)?;
-            batch.put_cf(cf_records, key, value);
-            for key in evicted {
+            let planned = self.requests.plan(log_id.index, id, &result)?;
+            batch.put_cf(cf_records, planned.key, planned.value);
+            for key in planned.evicted {
                 batch.delete_cf(cf_records, key);
             }
         }
