@@ -16,16 +16,21 @@
 //!   `wait_for_recovery` has re-applied what was committed before the restart.
 //! - **Tuning is named** (`config.rs`), with the reason for each value.
 //!
-//! This step runs one-node clusters: a fresh directory is initialized with itself as the only
-//! voter, a restarted lone voter elects itself at once, and the network ([`NoPeerNetwork`])
-//! answers every RPC with `Unreachable` (a node never opens a client to itself). Left out for
-//! the multi-node step: the peer transport (Raft RPCs, snapshot streaming, write forwarding
-//! and follower reads over the peer port), `--initial-cluster` bootstrap and membership
-//! changes. [`PeerNode`] already carries the peer address those need.
+//! - **Two ports per node.** The peer port ([`peer_router`], served by the binary) carries
+//!   Raft RPCs, streamed snapshots, forwarded writes and read-index requests as bincode over
+//!   HTTP with pooled keep-alive connections (`network.rs` is the client, `peer.rs` the
+//!   server). Any member serves writes (forwarded to the leader, deduplicated by request id)
+//!   and linearizable reads (read index from the leader).
+//! - **Static bootstrap** from an initial member list (`NodeConfig::member`); a node alone
+//!   forms a one-node cluster and needs no peer port.
+//!
+//! Left out: online membership changes (add/remove through an admin API), leadership
+//! hand-over on shutdown, and authentication of the peer port.
 
 mod config;
 mod network;
 mod node;
+mod peer;
 
 pub use config::{
     raft_config, CLUSTER_NAME, ELECTION_TIMEOUT_MAX_MS, ELECTION_TIMEOUT_MIN_MS,
@@ -33,10 +38,15 @@ pub use config::{
     MAX_PAYLOAD_ENTRIES, PURGE_BATCH, REPLICATION_LAG_THRESHOLD, SNAPSHOT_EVERY_ENTRIES,
     WRITE_BATCH_ENTRIES,
 };
-pub use network::{NoPeer, NoPeerNetwork};
-pub use node::{
-    NodeConfig, NodeStatus, PlacementNode, READ_BARRIER_TIMEOUT, STARTUP_TIMEOUT, WRITE_TIMEOUT,
+pub use network::{
+    PeerClient, PeerConnection, PeerError, PeerNetwork, TransportError, CONNECT_TIMEOUT,
+    POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
 };
+pub use node::{
+    NodeConfig, NodeStatus, PlacementNode, READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT,
+    RETRY_BACKOFF, STARTUP_TIMEOUT, WRITE_TIMEOUT,
+};
+pub use peer::{peer_router, MAX_PEER_BODY};
 pub use placement_storage::{NodeId, PeerNode, TypeConfig};
 
 /// Why the node could not serve a write or a read (domain rejections are not errors here:
@@ -63,8 +73,7 @@ pub enum Error {
     NoQuorum(String),
 
     /// The write's log entry was replaced during a leader change: it may or may not be
-    /// applied (a retry with the same request id is deduplicated once the peer transport
-    /// lands).
+    /// applied (a retry with the same request id is deduplicated by the state machine).
     #[error("write outcome unknown: {0}")]
     OutcomeUnknown(String),
 
@@ -79,6 +88,26 @@ pub enum Error {
     /// Any other Raft failure.
     #[error("raft: {0}")]
     Raft(String),
+
+    /// The leader could not be reached over the peer port, or failed to serve a forward.
+    #[error("peer: {0}")]
+    Peer(String),
+}
+
+impl Error {
+    /// Whether the same request may be tried again (on the same or a new leader) before its
+    /// deadline: leadership moved, a quorum or the leader is briefly unreachable, or the
+    /// outcome is unknown (a retry is deduplicated by request id).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::NotLeader { .. }
+                | Error::NoQuorum(_)
+                | Error::OutcomeUnknown(_)
+                | Error::Timeout(_)
+                | Error::Peer(_)
+        )
+    }
 }
 
 #[cfg(test)]

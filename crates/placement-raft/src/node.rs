@@ -1,9 +1,28 @@
 //! [`PlacementNode`]: one Raft member with its storage, as the rest of placementd sees it.
 //!
-//! Lifecycle: [`PlacementNode::open`] opens the data directory, starts Raft on it, forms a
-//! one-node cluster if the directory is fresh, and returns only once the node knows a leader
-//! and has re-applied everything committed before a restart (so it never serves older state
-//! than it served before). [`PlacementNode::shutdown`] stops Raft and syncs the database.
+//! Lifecycle: [`PlacementNode::start`] opens the data directory and starts Raft on it; on a
+//! fresh directory it bootstraps (see below). The caller then serves the peer port (other
+//! members need it to elect a leader) and calls [`PlacementNode::wait_ready`], which returns
+//! only once the node knows a leader and has re-applied everything committed before a
+//! restart (so it never serves older state than it served before). [`PlacementNode::open`]
+//! does both for a node without peers. [`PlacementNode::shutdown`] stops Raft and syncs the
+//! database.
+//!
+//! # Bootstrap
+//! With no initial cluster, a fresh directory forms a one-node cluster of itself. With an
+//! initial cluster (etcd's `--initial-cluster`, the same list given to every member), only
+//! the member with the lowest id initializes the membership, and only on a fresh store; the
+//! others wait to be contacted by the leader. Node ids are bound to their data directory and
+//! never reused: a wiped node must rejoin under a new id.
+//!
+//! # Writes and reads on any member
+//! [`PlacementNode::write`] proposes locally on the leader; on a follower it forwards the
+//! already-built request to the leader's peer port and relays the outcome. Until
+//! [`WRITE_TIMEOUT`] it retries on whichever member leads next; a retry carries the same
+//! request id, and the state machine applies an id only once (`placement-storage`'s
+//! `dedup.rs`). [`PlacementNode::read_barrier`] is ReadIndex everywhere: a follower asks the
+//! leader for its read index over the peer port (the leader confirms its leadership with a
+//! quorum first), waits until it has applied that far, then reads locally.
 //!
 //! Every call that waits on the cluster has a deadline; a timeout is reported as an error the
 //! API turns into 503, never a hang.
@@ -21,7 +40,7 @@ use placement_storage::{NodeId, PeerNode, StateMachine, Store, TypeConfig};
 use placement_types::{ApplyResult, LogPayload, Request};
 
 use crate::config::raft_config;
-use crate::network::NoPeerNetwork;
+use crate::network::{PeerClient, PeerError, PeerNetwork, TransportError};
 use crate::Error;
 
 /// How long [`PlacementNode::open`] waits for a leader and for recovery by default.
@@ -35,6 +54,15 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a read may wait for the leader to confirm its leadership with a quorum.
 pub const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Pause between attempts of a write or read barrier while no leader is known or the leader
+/// just changed: a fraction of a heartbeat, so a failover is noticed quickly without
+/// spinning.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A member is ready (`/readyz`) when its applied index trails its committed index by at
+/// most this many entries.
+pub const READY_MAX_APPLY_LAG: u64 = 1_000;
+
 /// How to open a node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -44,6 +72,12 @@ pub struct NodeConfig {
     pub node_id: NodeId,
     /// The client API address recorded in the membership (`host:port`).
     pub api_addr: String,
+    /// This node's peer address (`host:port`) recorded in a one-node membership; empty when
+    /// the node serves no peer port.
+    pub peer_addr: String,
+    /// The initial members (id → addresses), the same on every member; empty for a node
+    /// that forms a one-node cluster by itself.
+    pub initial_cluster: BTreeMap<NodeId, PeerNode>,
     /// Deadline for the leader election and recovery in [`PlacementNode::open`].
     pub startup_timeout: Duration,
 }
@@ -59,8 +93,29 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             node_id,
             api_addr: api_addr.into(),
+            peer_addr: String::new(),
+            initial_cluster: BTreeMap::new(),
             startup_timeout: STARTUP_TIMEOUT,
         }
+    }
+
+    /// A member of a cluster bootstrapped from `initial_cluster` (which must name `node_id`).
+    pub fn member(
+        data_dir: impl Into<PathBuf>,
+        node_id: NodeId,
+        initial_cluster: BTreeMap<NodeId, PeerNode>,
+    ) -> Result<Self, Error> {
+        let me = initial_cluster.get(&node_id).cloned().ok_or_else(|| {
+            Error::Config(format!("node {node_id} is not in the initial cluster"))
+        })?;
+        Ok(NodeConfig {
+            data_dir: data_dir.into(),
+            node_id,
+            api_addr: me.api_addr,
+            peer_addr: me.peer_addr,
+            initial_cluster,
+            startup_timeout: STARTUP_TIMEOUT,
+        })
     }
 }
 
@@ -76,8 +131,22 @@ pub struct NodeStatus {
     pub applied_index: Option<u64>,
     /// The last log index covered by a snapshot.
     pub snapshot_index: Option<u64>,
+    /// The node is a voter or learner of the current membership.
+    pub member: bool,
     /// The node has stopped (shutdown or a storage failure).
     pub stopped: bool,
+}
+
+impl NodeStatus {
+    /// Ready for client traffic: a running member that knows a leader and has applied close
+    /// to what it knows is committed.
+    pub fn ready(&self) -> bool {
+        let lag = self
+            .committed_index
+            .unwrap_or(0)
+            .saturating_sub(self.applied_index.unwrap_or(0));
+        !self.stopped && self.member && self.leader.is_some() && lag <= READY_MAX_APPLY_LAG
+    }
 }
 
 /// A running Raft member and its state machine.
@@ -86,6 +155,7 @@ pub struct PlacementNode {
     raft: Raft<TypeConfig, StateMachine>,
     state: Arc<RwLock<State>>,
     store: Store,
+    peers: PeerClient,
 }
 
 impl std::fmt::Debug for PlacementNode {
@@ -100,9 +170,24 @@ impl std::fmt::Debug for PlacementNode {
 impl PlacementNode {
     /// Opens the data directory, starts Raft, initializes a one-node cluster on a fresh
     /// directory, and waits (up to `startup_timeout`) until a leader is known and every entry
-    /// committed before a restart is applied again.
+    /// committed before a restart is applied again. For a node without peers; a cluster
+    /// member uses [`Self::start`], serves its peer port, then [`Self::wait_ready`].
     pub async fn open(config: NodeConfig) -> Result<Self, Error> {
+        let timeout = config.startup_timeout;
+        let node = Self::start(config).await?;
+        node.wait_ready(timeout).await?;
+        Ok(node)
+    }
+
+    /// Opens the data directory and starts Raft; on a fresh directory, bootstraps as the
+    /// module doc describes. Does not wait for a leader.
+    pub async fn start(config: NodeConfig) -> Result<Self, Error> {
         let id = config.node_id;
+        if !config.initial_cluster.is_empty() && !config.initial_cluster.contains_key(&id) {
+            return Err(Error::Config(format!(
+                "node {id} is not in the initial cluster"
+            )));
+        }
         let dir = config.data_dir.clone();
         // Opening RocksDB and rebuilding the in-memory state are blocking and may take a while.
         let (store, sm) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
@@ -115,7 +200,9 @@ impl PlacementNode {
         .map_err(|e| Error::Stopped(format!("storage open task: {e}")))??;
         let state = sm.state();
 
-        let raft = Raft::new(id, raft_config()?, NoPeerNetwork, store.log_store(), sm)
+        let peers = PeerClient::new()?;
+        let network = PeerNetwork::new(peers.clone());
+        let raft = Raft::new(id, raft_config()?, network, store.log_store(), sm)
             .await
             .map_err(|e| Error::Stopped(e.to_string()))?;
         let node = PlacementNode {
@@ -123,6 +210,7 @@ impl PlacementNode {
             raft,
             state,
             store,
+            peers,
         };
 
         let initialized = node
@@ -130,19 +218,35 @@ impl PlacementNode {
             .is_initialized()
             .await
             .map_err(|e| Error::Stopped(e.to_string()))?;
-        if !initialized {
+        let lowest = config.initial_cluster.keys().next().copied();
+        if !initialized && config.initial_cluster.is_empty() {
             tracing::info!(
                 node_id = id,
                 "fresh data directory: forming a one-node cluster"
             );
             let me = PeerNode {
                 api_addr: config.api_addr.clone(),
-                peer_addr: String::new(),
+                peer_addr: config.peer_addr.clone(),
             };
             node.raft
                 .initialize(BTreeMap::from([(id, me)]))
                 .await
                 .map_err(|e| Error::Raft(format!("initialize: {e}")))?;
+        } else if !initialized && lowest == Some(id) {
+            tracing::info!(
+                node_id = id,
+                members = ?config.initial_cluster.keys().collect::<Vec<_>>(),
+                "fresh data directory, lowest id of the initial cluster: initializing it"
+            );
+            node.raft
+                .initialize(config.initial_cluster.clone())
+                .await
+                .map_err(|e| Error::Raft(format!("initialize: {e}")))?;
+        } else if !initialized {
+            tracing::info!(
+                node_id = id,
+                "fresh data directory: waiting to be contacted by the cluster's leader"
+            );
         } else if node.raft.voter_ids().eq([id]) {
             // The only voter: nobody else can be leader, so do not sit out an election
             // timeout before serving again.
@@ -153,20 +257,12 @@ impl PlacementNode {
                 .map_err(|e| Error::Stopped(e.to_string()))?;
         }
 
-        node.wait_ready(config.startup_timeout).await?;
-        let status = node.status();
-        tracing::info!(
-            node_id = id,
-            leader = ?status.leader,
-            applied = ?status.applied_index,
-            "raft node ready"
-        );
         Ok(node)
     }
 
     /// Waits until a leader is known and the state machine has re-applied everything the
     /// cluster had committed (`Raft::wait_for_recovery`).
-    async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
         let started = tokio::time::Instant::now();
         self.raft
             .wait(Some(timeout))
@@ -178,7 +274,38 @@ impl PlacementNode {
             .wait_for_recovery(Some(remaining))
             .await
             .map_err(|e| Error::Timeout(format!("recovery: {e}")))?;
+        let status = self.status();
+        tracing::info!(
+            node_id = self.id,
+            leader = ?status.leader,
+            applied = ?status.applied_index,
+            "raft node ready"
+        );
         Ok(())
+    }
+
+    /// The Raft handle (for the peer port's handlers).
+    pub(crate) fn raft(&self) -> &Raft<TypeConfig, StateMachine> {
+        &self.raft
+    }
+
+    /// A fresh path for a snapshot being received from the leader.
+    pub(crate) fn incoming_snapshot_path(&self) -> PathBuf {
+        self.store
+            .path()
+            .join("incoming")
+            .join(format!("{}.snap", placement_types::Uuid::new_v4()))
+    }
+
+    /// The peer address of `leader` in the current membership.
+    fn peer_addr_of(&self, leader: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.peer_addr.clone())
+            .filter(|a| !a.is_empty())
     }
 
     /// This node's id.
@@ -186,16 +313,97 @@ impl PlacementNode {
         self.id
     }
 
-    /// Proposes one request and returns the result of applying it, once it is committed and
-    /// applied on this node.
+    /// Commits one request through the leader (this node, or forwarded to it) and returns the
+    /// result of applying it. When it returns, this node has applied the entry too (a
+    /// forwarded write waits for that), so a read on this node sees the write.
+    ///
+    /// Retries across leader changes until [`WRITE_TIMEOUT`]; the request keeps its id, so a
+    /// retry of a write that did commit is answered with the first outcome, not applied twice.
     pub async fn write(&self, request: Request) -> Result<ApplyResult, Error> {
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        let mut last: Option<Error> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(last.unwrap_or_else(|| {
+                    Error::Timeout(format!("request {} not applied in time", request.id))
+                }));
+            }
+            let remaining = deadline - now;
+            let attempt = match self.leader_route() {
+                Route::Local => self.write_local(request.clone()).await,
+                Route::Remote(addr) => self.forward_write(&addr, &request, remaining).await,
+                Route::Unknown => Err(Error::NotLeader {
+                    leader: None,
+                    leader_api_addr: None,
+                }),
+            };
+            match attempt {
+                Ok(result) => return Ok(result),
+                Err(e) if e.is_retryable() => {
+                    tracing::debug!(request = %request.id, error = %e, "write retried");
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_BACKOFF.min(remaining)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Where the leader is, as far as this node knows.
+    fn leader_route(&self) -> Route {
+        let status = self.status();
+        match status.leader {
+            _ if status.is_leader => Route::Local,
+            Some(leader) if leader != self.id => match self.peer_addr_of(leader) {
+                Some(addr) => Route::Remote(addr),
+                None => Route::Unknown,
+            },
+            _ => Route::Unknown,
+        }
+    }
+
+    /// Forwards `request` to the leader at `addr` and waits until this node has applied at
+    /// least as far as the leader's entry, so a read on this node after the write sees it.
+    async fn forward_write(
+        &self,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<ApplyResult, Error> {
+        let answer = self
+            .peers
+            .forward_write(addr, request, timeout)
+            .await
+            .map_err(Error::from)?;
+        let (result, index) = answer?;
+        self.wait_applied(index, timeout).await?;
+        Ok(result)
+    }
+
+    /// Waits until this node has applied entry `index`.
+    async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), Error> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "read or forwarded write")
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Timeout(format!("applying up to {index}: {e}")))
+    }
+
+    /// Proposes `request` on this node's Raft only (the leader's half of a forward); returns
+    /// the outcome and the index of the entry that carried it.
+    pub(crate) async fn write_local_indexed(
+        &self,
+        request: Request,
+    ) -> Result<(ApplyResult, u64), Error> {
         let request_id = request.id;
         let write = self.raft.client_write(LogPayload::V1(request));
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => Err(Error::Timeout(format!(
                 "request {request_id} not applied within {WRITE_TIMEOUT:?}"
             ))),
-            Ok(Ok(response)) => Ok(response.data),
+            Ok(Ok(response)) => Ok((response.data, response.log_id.index)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(Error::NotLeader {
                     leader: f.leader_id,
@@ -210,27 +418,74 @@ impl PlacementNode {
         }
     }
 
+    /// Proposes `request` on this node's Raft only.
+    pub(crate) async fn write_local(&self, request: Request) -> Result<ApplyResult, Error> {
+        self.write_local_indexed(request).await.map(|(r, _)| r)
+    }
+
     /// Returns once this node's state includes every write acknowledged anywhere before the
-    /// call (ReadIndex: the leader confirms its leadership with a quorum, then waits until it
-    /// has applied up to its commit index). On a follower this fails with
-    /// [`Error::NotLeader`] until follower reads come with the peer transport.
+    /// call (ReadIndex: the leader confirms its leadership with a quorum; this node then
+    /// waits until it has applied up to the leader's read index). On a follower the read
+    /// index comes from the leader over the peer port. Retries across leader changes until
+    /// [`READ_BARRIER_TIMEOUT`].
     pub async fn read_barrier(&self) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + READ_BARRIER_TIMEOUT;
+        let mut last: Option<Error> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(last.unwrap_or_else(|| {
+                    Error::Timeout(format!(
+                        "read barrier not reached within {READ_BARRIER_TIMEOUT:?}"
+                    ))
+                }));
+            }
+            let remaining = deadline - now;
+            let attempt = match self.leader_route() {
+                Route::Local => self.local_read_barrier().await,
+                Route::Remote(addr) => match self.peers.read_index(&addr, remaining).await {
+                    Ok(Ok(index)) => self.wait_applied(index, remaining).await,
+                    Ok(Err(e)) => Err(Error::from(e)),
+                    Err(e) => Err(Error::from(e)),
+                },
+                Route::Unknown => Err(Error::NotLeader {
+                    leader: None,
+                    leader_api_addr: None,
+                }),
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() => {
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_BACKOFF.min(remaining)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The leader's half of a follower read: confirm leadership with a quorum and return the
+    /// index the reader must have applied.
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, Error> {
+        let linearizer = self.raft.get_read_linearizer(ReadPolicy::ReadIndex);
+        match tokio::time::timeout(READ_BARRIER_TIMEOUT, linearizer).await {
+            Err(_) => Err(Error::Timeout(format!(
+                "leadership not confirmed within {READ_BARRIER_TIMEOUT:?}"
+            ))),
+            Ok(Ok(l)) => Ok(l.read_log_id().index()),
+            Ok(Err(e)) => Err(linearizable_error(e)),
+        }
+    }
+
+    /// ReadIndex on the leader itself.
+    async fn local_read_barrier(&self) -> Result<(), Error> {
         let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
         match tokio::time::timeout(READ_BARRIER_TIMEOUT, barrier).await {
             Err(_) => Err(Error::Timeout(format!(
                 "read barrier not reached within {READ_BARRIER_TIMEOUT:?}"
             ))),
             Ok(Ok(_read_log_id)) => Ok(()),
-            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
-                Err(Error::NotLeader {
-                    leader: f.leader_id,
-                    leader_api_addr: f.leader_node.map(|n| n.api_addr),
-                })
-            }
-            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
-                Err(Error::NoQuorum(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(e))) => Err(Error::Stopped(e.to_string())),
+            Ok(Err(e)) => Err(linearizable_error(e)),
         }
     }
 
@@ -259,6 +514,11 @@ impl PlacementNode {
             committed_index: m.local_committed.as_ref().map(|id| id.index),
             applied_index: m.last_applied.as_ref().map(|id| id.index),
             snapshot_index: m.snapshot.as_ref().map(|id| id.index),
+            member: m
+                .membership_config
+                .membership()
+                .get_node(&self.id)
+                .is_some(),
             stopped: m.running_state.is_err() || m.state == ServerState::Shutdown,
         }
     }
@@ -305,5 +565,46 @@ impl PlacementNode {
             .map_err(|e| Error::Stopped(format!("sync task: {e}")))??;
         tracing::info!(node_id = self.id, "raft node stopped");
         Ok(())
+    }
+}
+
+/// Where a write or read barrier goes.
+enum Route {
+    /// This node leads.
+    Local,
+    /// Another node leads; its peer address.
+    Remote(String),
+    /// No leader is known (an election is under way).
+    Unknown,
+}
+
+fn linearizable_error(e: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Error {
+    match e {
+        RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => Error::NotLeader {
+            leader: f.leader_id,
+            leader_api_addr: f.leader_node.map(|n| n.api_addr),
+        },
+        RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)) => {
+            Error::NoQuorum(e.to_string())
+        }
+        RaftError::Fatal(e) => Error::Stopped(e.to_string()),
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Error::Peer(e.to_string())
+    }
+}
+
+impl From<PeerError> for Error {
+    fn from(e: PeerError) -> Self {
+        match e {
+            PeerError::NotLeader { leader } => Error::NotLeader {
+                leader,
+                leader_api_addr: None,
+            },
+            PeerError::Unavailable(message) => Error::Peer(message),
+        }
     }
 }
