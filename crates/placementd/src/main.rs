@@ -17,9 +17,20 @@
 //! If Raft stops on its own (a storage failure it cannot continue after), the process stops
 //! serving and exits with status 1, so that a supervisor restarts it.
 //!
-//! Left out for the cluster step: the peer port, `--initial-cluster`, and the admin CLI.
+//! # Cluster
+//! `--initial-cluster 1=api@peer,2=api@peer,3=api@peer` (the same list on every member, like
+//! etcd's) makes the node a member of that cluster; it serves Raft and forwarding on its peer
+//! port (`--peer-listen`, default `127.0.0.1:8779`), which is bound and served *before* the
+//! node waits for a leader, since electing one needs the peers. Without `--initial-cluster`
+//! the node is a one-node cluster and opens no peer port unless `--peer-listen` is given.
+//! `/healthz` (the process serves HTTP) and `/readyz` (a member that knows a leader and has
+//! applied close to its commit index; 503 otherwise) are answered on the API port without
+//! authentication, for load balancers.
+//!
+//! Left out: the admin API and CLI for membership changes and cluster status.
 
 mod backend;
+mod health;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -27,9 +38,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use clap::Parser;
 use placement_api::{ApiConfig, CorsConfig, PolicyMode};
-use placement_raft::{NodeConfig, PlacementNode};
+use placement_raft::{NodeConfig, NodeId, PeerNode, PlacementNode};
 use tracing_subscriber::EnvFilter;
 
 use crate::backend::RaftBackend;
@@ -51,6 +64,18 @@ struct Args {
     #[arg(long, env = "PLACEMENTD_NODE_ID", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..))]
     node_id: u64,
+
+    /// Address of the peer port (Raft RPCs, snapshots, forwarded writes, read indexes).
+    /// Defaults to 127.0.0.1:8779 when --initial-cluster is given; a one-node cluster opens
+    /// no peer port unless this is set.
+    #[arg(long, env = "PLACEMENTD_PEER_LISTEN")]
+    peer_listen: Option<SocketAddr>,
+
+    /// The initial members, the same list on every member: `ID=API_ADDR@PEER_ADDR` separated
+    /// by commas, e.g. `1=10.0.0.1:8778@10.0.0.1:8779,2=...,3=...`. The lowest id
+    /// initializes the cluster on its first start; the others join it.
+    #[arg(long, env = "PLACEMENTD_INITIAL_CLUSTER")]
+    initial_cluster: Option<String>,
 
     /// How Placement's policy rules are enforced: `legacy` (the deprecated defaults: admin
     /// only), `secure-rbac` (the new defaults: admin, service, project reader) or `open`
@@ -105,6 +130,34 @@ impl Args {
     }
 }
 
+/// The peer port when `--initial-cluster` is given without `--peer-listen`.
+const DEFAULT_PEER_LISTEN: &str = "127.0.0.1:8779";
+
+/// Parses `--initial-cluster`: `ID=API@PEER` items separated by commas.
+fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<NodeId, PeerNode>, String> {
+    let mut members = BTreeMap::new();
+    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let bad = || format!("--initial-cluster: `{item}` is not ID=API_ADDR@PEER_ADDR");
+        let (id, addrs) = item.split_once('=').ok_or_else(bad)?;
+        let (api, peer) = addrs.split_once('@').ok_or_else(bad)?;
+        let id: NodeId = id.trim().parse().map_err(|_| bad())?;
+        if id == 0 || api.is_empty() || peer.is_empty() {
+            return Err(bad());
+        }
+        let node = PeerNode {
+            api_addr: api.to_string(),
+            peer_addr: peer.to_string(),
+        };
+        if members.insert(id, node).is_some() {
+            return Err(format!("--initial-cluster: node {id} is listed twice"));
+        }
+    }
+    if members.is_empty() {
+        return Err("--initial-cluster is empty".into());
+    }
+    Ok(members)
+}
+
 /// The default log filter when `RUST_LOG` is not set. openraft is verbose at info level
 /// about routine elections and snapshots, so it gets warnings only.
 const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
@@ -142,22 +195,82 @@ async fn run(args: Args) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;
 
+    let initial_cluster = match &args.initial_cluster {
+        Some(spec) => Some(parse_initial_cluster(spec)?),
+        None => None,
+    };
+    let peer_listen = match (args.peer_listen, &initial_cluster) {
+        (Some(addr), _) => Some(addr),
+        (None, Some(_)) => Some(
+            DEFAULT_PEER_LISTEN
+                .parse::<SocketAddr>()
+                .map_err(|e| format!("default peer address: {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    let peer_listener = match peer_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (peer port): {e}"))?,
+        ),
+        None => None,
+    };
+    let mut config = match initial_cluster {
+        Some(members) => NodeConfig::member(&args.data_dir, args.node_id, members)
+            .map_err(|e| format!("--initial-cluster: {e}"))?,
+        None => NodeConfig::single(&args.data_dir, args.node_id, api_addr.to_string()),
+    };
+    if config.initial_cluster.is_empty() {
+        if let Some(l) = &peer_listener {
+            config.peer_addr = l
+                .local_addr()
+                .map_err(|e| format!("peer socket: {e}"))?
+                .to_string();
+        }
+    }
+    let startup_timeout = config.startup_timeout;
+
     tracing::info!(
         node_id = args.node_id,
         data_dir = %args.data_dir.display(),
+        members = config.initial_cluster.len().max(1),
         "opening node"
     );
-    let config = NodeConfig::single(&args.data_dir, args.node_id, api_addr.to_string());
-    let node = PlacementNode::open(config).await.map_err(|e| {
+    let cannot_start = |e: placement_raft::Error| {
         format!(
             "cannot start node {} with data directory {}: {e}",
             args.node_id,
             args.data_dir.display()
         )
-    })?;
-    let node = Arc::new(node);
+    };
+    let node = Arc::new(PlacementNode::start(config).await.map_err(cannot_start)?);
 
-    let app = placement_api::router(Arc::new(RaftBackend(node.clone())), api_config);
+    // The peer port is served before waiting for a leader: the election needs it.
+    let (peer_stop, peer_stopped) = tokio::sync::oneshot::channel::<()>();
+    let peer_server = peer_listener.map(|listener| {
+        let app = placement_raft::peer_router(node.clone());
+        tracing::info!(peer_listen = ?listener.local_addr().ok(), "serving the peer port");
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = peer_stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "peer server failed");
+            }
+        })
+    });
+    if let Err(e) = node.wait_ready(startup_timeout).await {
+        let _ = node.shutdown().await;
+        return Err(cannot_start(e));
+    }
+
+    let app = health::router(node.clone()).merge(placement_api::router(
+        Arc::new(RaftBackend(node.clone())),
+        api_config,
+    ));
     tracing::info!(listen = %api_addr, "serving the Placement API");
     let raft_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let stop = {
@@ -179,6 +292,16 @@ async fn run(args: Args) -> Result<(), String> {
 
     tracing::info!("HTTP server stopped; shutting down raft");
     let stopped = node.shutdown().await;
+    let _ = peer_stop.send(());
+    if let Some(task) = peer_server {
+        // Idle keep-alive connections from peers must not hold the exit up.
+        if tokio::time::timeout(PEER_DRAIN_TIMEOUT, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("peer port did not drain in time");
+        }
+    }
     served.map_err(|e| format!("HTTP server: {e}"))?;
     stopped.map_err(|e| format!("shutdown: {e}"))?;
     if let Some(reason) = raft_failure
@@ -191,6 +314,9 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!("placementd stopped");
     Ok(())
 }
+
+/// How long the peer port may take to close its connections at shutdown.
+const PEER_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Resolves on the first SIGTERM or SIGINT.
 async fn shutdown_signal() {
@@ -214,5 +340,26 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_initial_cluster;
+
+    #[test]
+    fn initial_cluster_parses() {
+        let m = parse_initial_cluster("1=127.0.0.1:8778@127.0.0.1:8779, 2=h2:8778@h2:8779")
+            .expect("valid");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&1].api_addr, "127.0.0.1:8778");
+        assert_eq!(m[&2].peer_addr, "h2:8779");
+    }
+
+    #[test]
+    fn bad_initial_cluster_is_refused() {
+        for bad in ["", "1=a", "x=a@b", "0=a@b", "1=a@b,1=c@d", "1=@b"] {
+            assert!(parse_initial_cluster(bad).is_err(), "{bad:?}");
+        }
     }
 }
