@@ -20,7 +20,10 @@
 //! [`Client`] speaks Placement's noauth2 with the admin token and a fixed microversion
 //! header; [`Resp`] keeps status, headers-free JSON body and raw text for assertions.
 //!
-//! Left out: multi-node clusters and the load balancer (they come with the cluster issue);
+//! [`Cluster`] starts N such processes as one Raft cluster on loopback (`--initial-cluster`,
+//! each with its own API and peer port) and finds the leader through `/readyz`.
+//!
+//! Left out: the load balancer (HAProxy is exercised by `scripts/conformance-server`);
 //! a child that outlives a SIGKILLed test runner (there is no portable parent-death hook
 //! without `unsafe`, which the workspace forbids).
 
@@ -89,10 +92,15 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// One real `placementd` process (a one-node cluster) with its own data directory.
+/// One real `placementd` process with its own data directory: a one-node cluster
+/// ([`Node::start`]) or a member of a [`Cluster`].
 pub struct Node {
     bin: PathBuf,
     port: u16,
+    /// The Raft node id (`--node-id`).
+    node_id: u64,
+    /// Extra flags (`--peer-listen`, `--initial-cluster` for cluster members).
+    extra_args: Vec<String>,
     /// Owns the temp dir: data (`data/`) and the log; removed when the Node is dropped.
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -108,6 +116,8 @@ impl Node {
         let mut node = Node {
             bin,
             port: 0,
+            node_id: 1,
+            extra_args: Vec::new(),
             dir,
             child: None,
         };
@@ -193,7 +203,8 @@ impl Node {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--node-id")
-            .arg("1")
+            .arg(self.node_id.to_string())
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -207,6 +218,28 @@ impl Node {
     /// `self.child` is left `None` and the error carries the log tail.
     async fn spawn_and_wait(&mut self) -> Result<()> {
         self.spawn()?;
+        self.wait_ready().await
+    }
+
+    /// The Raft node id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Whether a process is running (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Starts the process again after [`Node::kill9`] without waiting for it (a cluster
+    /// member may need its peers before it is ready).
+    pub fn respawn(&mut self) -> Result<()> {
+        self.kill9()?;
+        self.spawn()
+    }
+
+    /// Polls `GET /` until 200 (see [`Node::spawn_and_wait`]).
+    pub async fn wait_ready(&mut self) -> Result<()> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
@@ -248,6 +281,94 @@ impl Drop for Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// N `placementd` processes forming one Raft cluster on loopback ports.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts `n` fresh members with `--initial-cluster` and waits until each serves the API
+    /// (which it does only once it knows a leader and has caught up).
+    pub async fn start(n: usize) -> Result<Cluster> {
+        let bin = placementd_bin()?;
+        let mut ports = Vec::new();
+        for _ in 0..n {
+            ports.push((free_port()?, free_port()?));
+        }
+        let initial: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (api, peer))| format!("{}=127.0.0.1:{api}@127.0.0.1:{peer}", i + 1))
+            .collect();
+        let initial = initial.join(",");
+        let mut nodes = Vec::new();
+        for (i, (api, peer)) in ports.iter().enumerate() {
+            let dir = tempfile::Builder::new()
+                .prefix("placementd-cluster-")
+                .tempdir()?;
+            let mut node = Node {
+                bin: bin.clone(),
+                port: *api,
+                node_id: i as u64 + 1,
+                extra_args: vec![
+                    "--peer-listen".into(),
+                    format!("127.0.0.1:{peer}"),
+                    "--initial-cluster".into(),
+                    initial.clone(),
+                ],
+                dir,
+                child: None,
+            };
+            node.spawn()?;
+            nodes.push(node);
+        }
+        for node in &mut nodes {
+            node.wait_ready().await?;
+        }
+        Ok(Cluster { nodes })
+    }
+
+    /// `GET /readyz` of one node as JSON (`Value::Null` if it does not answer).
+    pub async fn readyz(node: &Node) -> Value {
+        let Ok(http) = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+        else {
+            return Value::Null;
+        };
+        match http.get(format!("{}/readyz", node.url())).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    }
+
+    /// The index in `nodes` of the node that reports itself leader, waiting up to
+    /// `timeout` for one.
+    pub async fn leader(&self, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.is_running() && Self::readyz(node).await["is_leader"] == Value::Bool(true) {
+                    return Ok(i);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no leader after {timeout:?}").into());
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// Log tails of every node, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {} ---\n{}", n.node_id, n.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

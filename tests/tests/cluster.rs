@@ -1,0 +1,235 @@
+//! A 3-node cluster of real `placementd` processes on loopback.
+//!
+//! 1. Read-your-writes across members: a write through one follower is visible at once
+//!    through the other follower (forwarded write + ReadIndex from the leader).
+//! 2. `kill -9` of the leader under a concurrent allocation load: writes succeed again within
+//!    a few election timeouts; afterwards every acknowledged allocation is present on every
+//!    node (the killed one too, once restarted), every node holds the same allocations, and
+//!    usages equal the sums of allocations. Writes whose outcome the client never learned
+//!    (a transport error or a 503) may or may not be present; they are counted, not asserted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use placementd_tests::{allocation_body, Client, Cluster, Result};
+use serde_json::{json, Value};
+
+/// Time allowed for the first leader to be known.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Concurrent allocation writers during the failover test.
+const WRITERS: usize = 6;
+/// Load before the leader is killed.
+const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
+/// Load after writes succeed again.
+const LOAD_AFTER_RECOVERY: Duration = Duration::from_millis(1_500);
+/// "A few election timeouts" (each is 1-2 s): the longest a failover may stop writes.
+const FAILOVER_BUDGET: Duration = Duration::from_secs(8);
+/// Upper bound of the whole load phase.
+const LOAD_DEADLINE: Duration = Duration::from_secs(60);
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn followers(leader: usize, n: usize) -> Vec<usize> {
+    (0..n).filter(|i| *i != leader).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_through_one_follower_read_at_once_through_another() -> Result<()> {
+    let cluster = Cluster::start(3).await?;
+    let leader = cluster.leader(LEADER_TIMEOUT).await?;
+    let f = followers(leader, 3);
+    let writer = cluster.nodes[f[0]].client()?;
+    let reader = cluster.nodes[f[1]].client()?;
+
+    for i in 0..20 {
+        let rp = writer.create_provider(&format!("rp-{i}")).await?;
+        reader
+            .get(&format!("/resource_providers/{rp}"))
+            .await?
+            .expect(200)
+            .map_err(|e| format!("provider {i} not visible on the other follower: {e}"))?;
+        writer.set_inventory(&rp, &[("VCPU", 8)]).await?;
+        let consumer = new_uuid();
+        writer
+            .put(
+                &format!("/allocations/{consumer}"),
+                &allocation_body(&[(&rp, &[("VCPU", 3)])], None),
+            )
+            .await?
+            .expect(204)?;
+        let usages = reader.usages(&rp).await?;
+        assert_eq!(
+            usages.get("VCPU"),
+            Some(&json!(3)),
+            "usage of {rp} on the reader"
+        );
+    }
+    // A rejected write through a follower comes back with the leader's error, not a 503.
+    let r = writer
+        .post("/resource_providers", &json!({"name": "rp-0"}))
+        .await?;
+    assert_eq!(r.status, 409, "{}", r.text);
+    Ok(())
+}
+
+/// Allocations of one provider as `{consumer: VCPU}`, read through `c`.
+async fn allocations(c: &Client, rp: &str) -> Result<BTreeMap<String, u64>> {
+    let r = c
+        .get(&format!("/resource_providers/{rp}/allocations"))
+        .await?
+        .expect(200)?;
+    let allocs = r.body["allocations"]
+        .as_object()
+        .ok_or_else(|| format!("no allocations object: {}", r.text))?;
+    Ok(allocs
+        .iter()
+        .map(|(c, a)| (c.clone(), a["resources"]["VCPU"].as_u64().unwrap_or(0)))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kill9_under_allocation_load_loses_no_acknowledged_write() -> Result<()> {
+    let mut cluster = Cluster::start(3).await?;
+    let leader = cluster.leader(LEADER_TIMEOUT).await?;
+    let admin = cluster.nodes[followers(leader, 3)[0]].client()?;
+    let rp = admin.create_provider("failover").await?;
+    admin.set_inventory(&rp, &[("VCPU", 1_000_000)]).await?;
+
+    let clients: Vec<Client> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.client())
+        .collect::<Result<_>>()?;
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let unknown = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_ok: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let clients = clients.clone();
+        let (acked, unknown, stop, last_ok) = (
+            acked.clone(),
+            unknown.clone(),
+            stop.clone(),
+            last_ok.clone(),
+        );
+        let rp = rp.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut turn = w;
+            while !stop.load(Ordering::Relaxed) {
+                turn += 1;
+                let c = &clients[turn % clients.len()];
+                let consumer = new_uuid();
+                let body = allocation_body(&[(&rp, &[("VCPU", 1)])], None);
+                let sent = Instant::now();
+                match c.put(&format!("/allocations/{consumer}"), &body).await {
+                    Ok(r) if r.status == 204 => {
+                        acked
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(consumer);
+                        // The latest send time of a successful write.
+                        let mut last = last_ok.lock().unwrap_or_else(|e| e.into_inner());
+                        if last.is_none_or(|t| t < sent) {
+                            *last = Some(sent);
+                        }
+                    }
+                    Ok(r) if r.status == 503 => {
+                        unknown.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => return Err(format!("unexpected HTTP {}: {}", r.status, r.text)),
+                    // The killed node: connection refused or reset.
+                    Err(_) => {
+                        unknown.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            Ok(())
+        }));
+    }
+
+    let started = Instant::now();
+    tokio::time::sleep(LOAD_BEFORE_KILL).await;
+    let before_kill = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+    assert!(before_kill > 0, "no write succeeded before the kill");
+    cluster.nodes[leader].kill9()?;
+    let killed_at = Instant::now();
+
+    // A write sent after the kill succeeds within the failover budget.
+    let recovered_after = loop {
+        let ok = *last_ok.lock().unwrap_or_else(|e| e.into_inner());
+        if ok.is_some_and(|t| t > killed_at) {
+            break killed_at.elapsed();
+        }
+        if killed_at.elapsed() > FAILOVER_BUDGET {
+            stop.store(true, Ordering::Relaxed);
+            return Err(format!(
+                "no write succeeded within {FAILOVER_BUDGET:?} of killing the leader\n{}",
+                cluster.logs()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let at_recovery = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+    tokio::time::sleep(LOAD_AFTER_RECOVERY).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.map_err(|e| format!("writer panicked: {e}"))??;
+    }
+    assert!(started.elapsed() < LOAD_DEADLINE);
+    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    eprintln!(
+        "acknowledged {} allocations ({before_kill} before the kill, {} after recovery), {} \
+         with unknown outcome; a write sent after the kill succeeded {recovered_after:?} after it",
+        acked.len(),
+        acked.len() - at_recovery,
+        unknown.load(Ordering::Relaxed)
+    );
+    assert!(
+        acked.len() > at_recovery,
+        "no write succeeded in the {LOAD_AFTER_RECOVERY:?} after recovery\n{}",
+        cluster.logs()
+    );
+
+    // The killed node comes back and catches up.
+    cluster.nodes[leader].respawn()?;
+    cluster.nodes[leader].wait_ready().await?;
+
+    let mut seen: Option<BTreeMap<String, u64>> = None;
+    for node in &cluster.nodes {
+        let c = node.client()?;
+        let allocs = allocations(&c, &rp).await?;
+        let missing: Vec<&String> = acked.iter().filter(|a| !allocs.contains_key(*a)).collect();
+        assert!(
+            missing.is_empty(),
+            "node {}: {} acknowledged allocations missing, e.g. {:?}",
+            node.node_id(),
+            missing.len(),
+            missing.first()
+        );
+        let sum: u64 = allocs.values().sum();
+        let used = c
+            .usages(&rp)
+            .await?
+            .get("VCPU")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        assert_eq!(
+            used,
+            sum,
+            "node {}: usage is not the sum of allocations",
+            node.node_id()
+        );
+        if let Some(first) = &seen {
+            assert_eq!(first, &allocs, "node {} differs", node.node_id());
+        }
+        seen = Some(allocs);
+    }
+    Ok(())
+}
