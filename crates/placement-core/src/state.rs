@@ -2,7 +2,7 @@
 //!
 //! [`State`] holds every stored record (providers, consumers, custom resource classes, custom
 //! traits) plus indexes derived from them (names, children, usages, consumers per provider,
-//! providers per trait).
+//! providers per trait, members per aggregate).
 //! Storage persists only the records: it writes each [`Change`] that `apply` returns and, at
 //! start, rebuilds the state with [`State::insert_record`]. Derived indexes are never stored.
 //!
@@ -47,6 +47,9 @@ pub struct State {
     provider_consumers: HashMap<Uuid, BTreeSet<Uuid>>,
     /// trait -> providers that have it (allocation candidates: sharing providers, traits).
     trait_providers: HashMap<String, BTreeSet<Uuid>>,
+    /// aggregate -> (root, provider) of its members (allocation candidates: `member_of`,
+    /// sharing providers). Keyed by root first so a sharing provider's trees come out sorted.
+    aggregate_members: HashMap<Uuid, BTreeSet<(Uuid, Uuid)>>,
 }
 
 impl State {
@@ -126,6 +129,14 @@ impl State {
                     }
                 }
             }
+            for a in &old.aggregates {
+                if let Some(set) = self.aggregate_members.get_mut(a) {
+                    set.remove(&(old.root, uuid));
+                    if set.is_empty() {
+                        self.aggregate_members.remove(a);
+                    }
+                }
+            }
         }
         if let Some(p) = new {
             self.provider_names.insert(p.name.clone(), uuid);
@@ -137,6 +148,12 @@ impl State {
                     .entry(t.clone())
                     .or_default()
                     .insert(uuid);
+            }
+            for a in &p.aggregates {
+                self.aggregate_members
+                    .entry(*a)
+                    .or_default()
+                    .insert((p.root, uuid));
             }
             self.providers.insert(uuid, p);
         }
@@ -214,6 +231,11 @@ impl State {
     /// Providers that have a trait, in uuid order.
     pub fn providers_with_trait(&self, name: &str) -> impl Iterator<Item = &Uuid> {
         self.trait_providers.get(name).into_iter().flatten()
+    }
+
+    /// (root, provider) of the members of an aggregate, ordered by root then provider.
+    pub fn aggregate_members(&self, aggregate: &Uuid) -> impl Iterator<Item = &(Uuid, Uuid)> {
+        self.aggregate_members.get(aggregate).into_iter().flatten()
     }
 
     /// A provider and all its descendants, parents before children.
@@ -321,6 +343,10 @@ mod tests {
     use super::*;
 
     fn rp(n: u128, parent: Option<u128>, traits: &[&str]) -> ResourceProvider {
+        rp_in(n, parent, traits, &[])
+    }
+
+    fn rp_in(n: u128, parent: Option<u128>, traits: &[&str], aggs: &[u128]) -> ResourceProvider {
         ResourceProvider {
             uuid: Uuid::from_u128(n),
             name: format!("rp{n}"),
@@ -331,8 +357,52 @@ mod tests {
             updated_at: Timestamp(0),
             inventories: BTreeMap::new(),
             traits: traits.iter().map(|t| t.to_string()).collect(),
-            aggregates: BTreeSet::new(),
+            aggregates: aggs.iter().map(|a| Uuid::from_u128(*a)).collect(),
         }
+    }
+
+    fn members(s: &State, agg: u128) -> Vec<(u128, u128)> {
+        s.aggregate_members(&Uuid::from_u128(agg))
+            .map(|(r, p)| (r.as_u128(), p.as_u128()))
+            .collect()
+    }
+
+    fn rebuilt(s: &State) -> State {
+        let mut out = State::new();
+        for r in s.records() {
+            out.insert_record(r);
+        }
+        out
+    }
+
+    #[test]
+    fn aggregate_index_follows_commits_and_rebuilds() {
+        let mut s = State::new();
+        let change = |p: ResourceProvider| Change::Provider(p.uuid, Some(p));
+        s.commit(&[
+            change(rp_in(1, None, &[], &[100, 101])),
+            change(rp_in(2, None, &[], &[100])),
+            change(rp_in(3, Some(1), &[], &[101])),
+        ]);
+        assert_eq!(members(&s, 100), vec![(1, 1), (2, 2)]);
+        assert_eq!(members(&s, 101), vec![(1, 1), (1, 3)]);
+        assert_eq!(rebuilt(&s).aggregate_members, s.aggregate_members);
+        // Re-parent 3 under 2 (its root changes), drop 1 from 100, delete 2.
+        s.commit(&[
+            change(rp_in(3, Some(2), &[], &[101, 102])),
+            change(rp_in(1, None, &[], &[101])),
+        ]);
+        assert_eq!(members(&s, 100), vec![(2, 2)]);
+        assert_eq!(members(&s, 101), vec![(1, 1), (2, 3)]);
+        assert_eq!(members(&s, 102), vec![(2, 3)]);
+        assert_eq!(rebuilt(&s).aggregate_members, s.aggregate_members);
+        s.commit(&[
+            Change::Provider(Uuid::from_u128(3), None),
+            Change::Provider(Uuid::from_u128(2), None),
+        ]);
+        assert_eq!(members(&s, 100), Vec::<(u128, u128)>::new());
+        assert!(!s.aggregate_members.contains_key(&Uuid::from_u128(102)));
+        assert_eq!(rebuilt(&s).aggregate_members, s.aggregate_members);
     }
 
     fn with_trait(s: &State, t: &str) -> Vec<u128> {

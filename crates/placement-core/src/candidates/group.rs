@@ -77,9 +77,13 @@ fn common_anchors(lists: &[Vec<(Uuid, Uuid)>]) -> Vec<Uuid> {
 }
 
 impl Matches {
+    /// Each list is sorted here; a stable sort, so lists made of a few sorted runs (the
+    /// usual case) cost a merge, not a full sort.
     fn new(multi: bool, mut lists: Vec<Vec<(Uuid, Uuid)>>) -> Matches {
         for l in &mut lists {
-            l.sort_unstable();
+            if !l.is_sorted() {
+                l.sort();
+            }
             l.dedup();
         }
         let anchors = common_anchors(&lists);
@@ -145,6 +149,9 @@ pub(super) struct WideContext<'a> {
     pub anchor_roots: Option<BTreeSet<Uuid>>,
     /// Providers with [`SHARING_TRAIT`].
     pub sharing: BTreeSet<Uuid>,
+    /// Sharing provider -> roots of the trees with a provider in one of its aggregates (its
+    /// own root included when it is in any aggregate), sorted, unique.
+    pub sharing_anchors: BTreeMap<Uuid, Vec<Uuid>>,
 }
 
 impl<'a> WideContext<'a> {
@@ -169,13 +176,23 @@ impl<'a> WideContext<'a> {
             }
             anchor_roots = Some(roots);
         }
-        let sharing = state.providers_with_trait(SHARING_TRAIT).copied().collect();
+        let sharing: BTreeSet<Uuid> = state.providers_with_trait(SHARING_TRAIT).copied().collect();
+        let sharing_anchors = sharing
+            .iter()
+            .map(|sp| (*sp, anchors_for_sharing(state, sp)))
+            .collect();
         Ok(Some(WideContext {
             state,
             has_trees,
             anchor_roots,
             sharing,
+            sharing_anchors,
         }))
+    }
+
+    /// The anchors a sharing provider serves besides its own tree (see `sharing_anchors`).
+    fn anchors_of_sharing(&self, sp: &Uuid) -> &[Uuid] {
+        self.sharing_anchors.get(sp).map_or(&[], Vec::as_slice)
     }
 
     fn in_filtered_anchors(&self, root: &Uuid) -> bool {
@@ -195,46 +212,45 @@ fn check_traits<'t>(
     Ok(())
 }
 
-/// Providers in at least one aggregate of every set.
+/// Providers in at least one aggregate of every set (from the aggregate index).
 fn providers_in_aggs(state: &State, member_of: &[BTreeSet<Uuid>]) -> BTreeSet<Uuid> {
-    state
-        .providers()
-        .filter(|p| {
-            member_of
-                .iter()
-                .all(|set| set.iter().any(|a| p.aggregates.contains(a)))
-        })
-        .map(|p| p.uuid)
-        .collect()
-}
-
-/// Providers in any of the aggregates.
-fn providers_in_any_agg(state: &State, aggs: &BTreeSet<Uuid>) -> BTreeSet<Uuid> {
-    state
-        .providers()
-        .filter(|p| aggs.iter().any(|a| p.aggregates.contains(a)))
-        .map(|p| p.uuid)
-        .collect()
-}
-
-/// (sharing provider, root of a tree with a provider in one of its aggregates), the sharing
-/// provider's own root included when it is in any aggregate.
-fn anchors_for_sharing(state: &State, sharing: &BTreeSet<Uuid>) -> BTreeSet<(Uuid, Uuid)> {
-    let mut out = BTreeSet::new();
-    for sp in sharing {
-        let Some(p) = state.provider(sp) else {
-            continue;
-        };
-        if p.aggregates.is_empty() {
-            continue;
-        }
-        for q in state.providers() {
-            if q.aggregates.iter().any(|a| p.aggregates.contains(a)) {
-                out.insert((*sp, q.root));
-            }
-        }
+    let mut out: Option<BTreeSet<Uuid>> = None;
+    for set in member_of {
+        let any = providers_in_any_agg(state, set);
+        out = Some(match out {
+            None => any,
+            Some(prev) => prev.intersection(&any).copied().collect(),
+        });
     }
-    out
+    out.unwrap_or_default()
+}
+
+/// Providers in any of the aggregates (from the aggregate index).
+fn providers_in_any_agg(state: &State, aggs: &BTreeSet<Uuid>) -> BTreeSet<Uuid> {
+    aggs.iter()
+        .flat_map(|a| state.aggregate_members(a))
+        .map(|(_, rp)| *rp)
+        .collect()
+}
+
+/// Roots of the trees with a provider in one of a sharing provider's aggregates (its own
+/// root included when it is in any aggregate), sorted, unique.
+fn anchors_for_sharing(state: &State, sp: &Uuid) -> Vec<Uuid> {
+    let Some(p) = state.provider(sp) else {
+        return Vec::new();
+    };
+    // The index yields each aggregate's members by root: one sorted run per aggregate.
+    let mut roots: Vec<Uuid> = p
+        .aggregates
+        .iter()
+        .flat_map(|a| state.aggregate_members(a))
+        .map(|(root, _)| *root)
+        .collect();
+    if p.aggregates.len() > 1 {
+        roots.sort();
+    }
+    roots.dedup();
+    roots
 }
 
 /// Searches one group. `Ok(None)`: nothing can match, the whole answer is empty.
@@ -319,8 +335,28 @@ fn has_any_trait(p: &ResourceProvider, traits: &BTreeSet<String>) -> bool {
     traits.iter().any(|t| p.traits.contains(t))
 }
 
-/// Placement's `get_provider_ids_matching`: (provider, root) pairs of providers that alone
-/// meet the group. An empty `filtered` set means "not filtered yet", as there.
+/// Sorted, unique uuids in both sorted, unique sequences.
+fn intersect_sorted(a: &[Uuid], b: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut i = 0;
+    for u in b {
+        while i < a.len() && a[i] < u {
+            i += 1;
+        }
+        if i == a.len() {
+            break;
+        }
+        if a[i] == u {
+            out.push(u);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Placement's `get_provider_ids_matching`: providers that alone meet the group, in uuid
+/// order. An empty `filtered` set means "not filtered yet", as there. Sets are kept as sorted
+/// vectors: the per-class lists come in uuid order, so intersections are merges.
 fn provider_ids_matching<'a>(
     ctx: &WideContext<'a>,
     g: &RequestGroup,
@@ -328,19 +364,23 @@ fn provider_ids_matching<'a>(
     with_resource: &[Vec<&'a ResourceProvider>],
 ) -> Vec<&'a ResourceProvider> {
     let state = ctx.state;
-    let mut filtered: HashSet<Uuid> = HashSet::new();
+    let mut filtered: Vec<Uuid> = Vec::new();
     if !g.required_traits.is_empty() {
         // Each set: providers with any of its traits; the sets AND'ed.
         for (i, set) in g.required_traits.iter().enumerate() {
-            let any: HashSet<Uuid> = set
+            let mut any: Vec<Uuid> = set
                 .iter()
                 .flat_map(|t| state.providers_with_trait(t))
                 .copied()
                 .collect();
+            if set.len() > 1 {
+                any.sort_unstable();
+                any.dedup();
+            }
             if i == 0 {
                 filtered = any;
             } else {
-                filtered.retain(|u| any.contains(u));
+                filtered = intersect_sorted(&filtered, any.into_iter());
             }
         }
         if filtered.is_empty() {
@@ -357,7 +397,7 @@ fn provider_ids_matching<'a>(
             return Vec::new();
         }
     }
-    let mut forbidden: HashSet<Uuid> = HashSet::new();
+    let mut forbidden: BTreeSet<Uuid> = BTreeSet::new();
     if !g.forbidden_aggs.is_empty() {
         let bad = providers_in_any_agg(state, &g.forbidden_aggs);
         if !filtered.is_empty() {
@@ -369,7 +409,7 @@ fn provider_ids_matching<'a>(
         forbidden.extend(bad);
     }
     if !g.forbidden_traits.is_empty() {
-        let bad: HashSet<Uuid> = g
+        let bad: BTreeSet<Uuid> = g
             .forbidden_traits
             .iter()
             .flat_map(|t| state.providers_with_trait(t))
@@ -392,8 +432,7 @@ fn provider_ids_matching<'a>(
                 .filter(|u| !forbidden.contains(u))
                 .collect();
         } else {
-            let ids: HashSet<Uuid> = set.iter().map(|p| p.uuid).collect();
-            filtered.retain(|u| ids.contains(u));
+            filtered = intersect_sorted(&filtered, set.iter().map(|p| p.uuid));
         }
         if filtered.is_empty() {
             return Vec::new();
@@ -408,7 +447,12 @@ fn provider_ids_matching<'a>(
             .filter(|p| !forbidden.contains(&p.uuid))
             .collect();
     }
-    provs.retain(|p| filtered.contains(&p.uuid));
+    // Both in uuid order: keep the providers `filtered` still has.
+    let mut keep = filtered.iter().peekable();
+    provs.retain(|p| {
+        while keep.next_if(|u| **u < p.uuid).is_some() {}
+        keep.next_if(|u| **u == p.uuid).is_some()
+    });
     provs
 }
 
@@ -422,11 +466,11 @@ fn single_provider(ctx: &WideContext<'_>, provs: &[&ResourceProvider]) -> Matche
             out.push((root, rp));
         }
         if p.traits.contains(SHARING_TRAIT) {
-            for (_, anchor) in anchors_for_sharing(ctx.state, &BTreeSet::from([rp])) {
-                if anchor == root || !ctx.in_filtered_anchors(&anchor) {
+            for anchor in ctx.anchors_of_sharing(&rp) {
+                if *anchor == root || !ctx.in_filtered_anchors(anchor) {
                     continue;
                 }
-                out.push((anchor, rp));
+                out.push((*anchor, rp));
             }
         }
     }
@@ -455,11 +499,25 @@ fn trees_matching_all(
     };
     let mut lists: Vec<Vec<(Uuid, Uuid)>> = Vec::with_capacity(with_resource.len());
     for set in with_resource {
-        // (anchor, provider) for this class.
-        let mut pairs: Vec<(Uuid, Uuid)> = set.iter().map(|p| (p.root, p.uuid)).collect();
-        if pairs.is_empty() {
+        // (anchor, provider) for this class, as sorted runs (`Matches::new` merges them):
+        // roots (in uuid order, so by anchor), then the few nested providers, then each
+        // sharing provider's anchors.
+        if set.is_empty() {
             return Matches::default();
         }
+        let mut pairs: Vec<(Uuid, Uuid)> = Vec::with_capacity(set.len());
+        pairs.extend(
+            set.iter()
+                .filter(|p| p.parent.is_none())
+                .map(|p| (p.uuid, p.uuid)),
+        );
+        let mut nested: Vec<(Uuid, Uuid)> = set
+            .iter()
+            .filter(|p| p.parent.is_some())
+            .map(|p| (p.root, p.uuid))
+            .collect();
+        nested.sort_unstable();
+        pairs.append(&mut nested);
         let mut sharing: Vec<Uuid> = ctx
             .sharing
             .iter()
@@ -467,10 +525,9 @@ fn trees_matching_all(
             .filter(|u| in_aggs.is_empty() || in_aggs.contains(u))
             .collect();
         sharing.retain(|u| set.binary_search_by(|p| p.uuid.cmp(u)).is_ok());
-        if !sharing.is_empty() && tree_root.is_none() {
-            let sharing: BTreeSet<Uuid> = sharing.into_iter().collect();
-            for (sp, anchor) in anchors_for_sharing(state, &sharing) {
-                pairs.push((anchor, sp));
+        if tree_root.is_none() {
+            for sp in &sharing {
+                pairs.extend(ctx.anchors_of_sharing(sp).iter().map(|a| (*a, *sp)));
             }
         }
         if let Some(anchors) = &ctx.anchor_roots {
@@ -493,7 +550,9 @@ fn trees_matching_all(
                 return Matches::default();
             }
         }
-        pairs.sort_unstable();
+        if !pairs.is_sorted() {
+            pairs.sort();
+        }
         pairs.dedup();
         lists.push(pairs);
         // Only trees that have every class so far.

@@ -119,10 +119,14 @@ fn roots_of(state: &State, areqs: &[AllocationRequest]) -> BTreeSet<Uuid> {
 
 /// Every provider of every tree that gives resources to some candidate, by uuid.
 fn summaries_for(state: &State, areqs: &[AllocationRequest]) -> Vec<ProviderSummary> {
-    let roots = roots_of(state, areqs);
-    state
-        .providers()
-        .filter(|p| roots.contains(&p.root))
+    let mut members: Vec<&placement_types::ResourceProvider> = roots_of(state, areqs)
+        .iter()
+        .flat_map(|root| state.subtree(root))
+        .filter_map(|u| state.provider(&u))
+        .collect();
+    members.sort_unstable_by_key(|p| p.uuid);
+    members
+        .into_iter()
         .map(|p| ProviderSummary {
             uuid: p.uuid,
             parent: p.parent,
