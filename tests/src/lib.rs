@@ -293,6 +293,11 @@ impl Cluster {
     /// Starts `n` fresh members with `--initial-cluster` and waits until each serves the API
     /// (which it does only once it knows a leader and has caught up).
     pub async fn start(n: usize) -> Result<Cluster> {
+        Self::start_with(n, &[]).await
+    }
+
+    /// [`Cluster::start`] with extra flags for every node (e.g. `--snapshot-every`).
+    pub async fn start_with(n: usize, extra: &[&str]) -> Result<Cluster> {
         let bin = placementd_bin()?;
         let mut ports = Vec::new();
         for _ in 0..n {
@@ -313,12 +318,15 @@ impl Cluster {
                 bin: bin.clone(),
                 port: *api,
                 node_id: i as u64 + 1,
-                extra_args: vec![
-                    "--peer-listen".into(),
+                extra_args: [
+                    "--peer-listen".to_string(),
                     format!("127.0.0.1:{peer}"),
-                    "--initial-cluster".into(),
+                    "--initial-cluster".to_string(),
                     initial.clone(),
-                ],
+                ]
+                .into_iter()
+                .chain(extra.iter().map(|a| a.to_string()))
+                .collect(),
                 dir,
                 child: None,
             };

@@ -7,6 +7,8 @@
 //!    node (the killed one too, once restarted), every node holds the same allocations, and
 //!    usages equal the sums of allocations. Writes whose outcome the client never learned
 //!    (a transport error or a 503) may or may not be present; they are counted, not asserted.
+//! 3. A follower killed with `kill -9` while the others compact their log past its position
+//!    comes back through a streamed snapshot install and serves the same state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -231,5 +233,76 @@ async fn leader_kill9_under_allocation_load_loses_no_acknowledged_write() -> Res
         }
         seen = Some(allocs);
     }
+    Ok(())
+}
+
+/// Snapshot interval for the compaction test: small, so a few hundred writes compact the log.
+const SMALL_SNAPSHOT_EVERY: &str = "50";
+/// Writes made while the follower is down (several snapshot intervals).
+const WRITES_WHILE_DOWN: usize = 400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_behind_a_compacted_log_catches_up_from_a_snapshot() -> Result<()> {
+    let mut cluster = Cluster::start_with(3, &["--snapshot-every", SMALL_SNAPSHOT_EVERY]).await?;
+    let leader = cluster.leader(LEADER_TIMEOUT).await?;
+    let f = followers(leader, 3);
+    let (down, up) = (f[0], f[1]);
+    cluster.nodes[down].kill9()?;
+
+    let writer = cluster.nodes[up].client()?;
+    let mut names = BTreeSet::new();
+    let mut pending = Vec::new();
+    for i in 0..WRITES_WHILE_DOWN {
+        let w = writer.clone();
+        let name = format!("while-down-{i}");
+        names.insert(name.clone());
+        pending.push(tokio::spawn(async move { w.create_provider(&name).await }));
+        if pending.len() == 16 {
+            for p in pending.drain(..) {
+                p.await.map_err(|e| format!("join: {e}"))??;
+            }
+        }
+    }
+    for p in pending {
+        p.await.map_err(|e| format!("join: {e}"))??;
+    }
+
+    cluster.nodes[down].respawn()?;
+    cluster.nodes[down].wait_ready().await?;
+    let log = cluster.nodes[down].log_tail();
+    let full_log = std::fs::read_to_string(cluster.nodes[down].log_path())?;
+    assert!(
+        full_log.contains("installing snapshot"),
+        "the follower did not catch up through a snapshot; log tail:\n{log}"
+    );
+
+    let list = |c: Client| async move {
+        let r = c.get("/resource_providers").await?.expect(200)?;
+        let names: BTreeSet<String> = r.body["resource_providers"]
+            .as_array()
+            .ok_or_else(|| format!("no list: {}", r.text))?
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_string))
+            .collect();
+        Ok::<_, placementd_tests::Error>(names)
+    };
+    let on_restarted = list(cluster.nodes[down].client()?).await?;
+    assert_eq!(on_restarted, names, "restarted follower");
+    assert_eq!(
+        list(cluster.nodes[leader].client()?).await?,
+        names,
+        "leader"
+    );
+
+    // The restarted follower takes writes again (forwarded) and its peers see them.
+    let rp = cluster.nodes[down]
+        .client()?
+        .create_provider("after-catch-up")
+        .await?;
+    cluster.nodes[up]
+        .client()?
+        .get(&format!("/resource_providers/{rp}"))
+        .await?
+        .expect(200)?;
     Ok(())
 }

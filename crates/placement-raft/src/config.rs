@@ -54,15 +54,25 @@ pub const WRITE_BATCH_ENTRIES: u64 = 4_096;
 
 /// openraft's configuration for a placementd node, validated.
 pub fn raft_config() -> Result<Arc<Config>, Error> {
+    raft_config_with(SNAPSHOT_EVERY_ENTRIES)
+}
+
+/// [`raft_config`] with another snapshot interval (an operator knob, `--snapshot-every`;
+/// tests use a small one to exercise log compaction and snapshot catch-up). The log kept
+/// after a snapshot shrinks with it, so a small interval really compacts.
+pub fn raft_config_with(snapshot_every: u64) -> Result<Arc<Config>, Error> {
+    if snapshot_every == 0 {
+        return Err(Error::Config("snapshot interval must be at least 1".into()));
+    }
     let config = Config {
         cluster_name: CLUSTER_NAME.to_string(),
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
-        purge_batch_size: PURGE_BATCH,
-        replication_lag_threshold: REPLICATION_LAG_THRESHOLD,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
+        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT.min(snapshot_every / 10),
+        purge_batch_size: PURGE_BATCH.min(snapshot_every),
+        replication_lag_threshold: REPLICATION_LAG_THRESHOLD.max(2 * snapshot_every),
         max_payload_entries: MAX_PAYLOAD_ENTRIES,
         install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
         max_append_entries: Some(WRITE_BATCH_ENTRIES),
@@ -83,5 +93,7 @@ mod tests {
     #[test]
     fn config_is_valid() {
         assert!(super::raft_config().is_ok());
+        assert!(super::raft_config_with(100).is_ok());
+        assert!(super::raft_config_with(0).is_err());
     }
 }

@@ -39,7 +39,7 @@ use placement_core::State;
 use placement_storage::{NodeId, PeerNode, StateMachine, Store, TypeConfig};
 use placement_types::{ApplyResult, LogPayload, Request};
 
-use crate::config::raft_config;
+use crate::config::{raft_config_with, SNAPSHOT_EVERY_ENTRIES};
 use crate::network::{PeerClient, PeerError, PeerNetwork, TransportError};
 use crate::Error;
 
@@ -80,6 +80,8 @@ pub struct NodeConfig {
     pub initial_cluster: BTreeMap<NodeId, PeerNode>,
     /// Deadline for the leader election and recovery in [`PlacementNode::open`].
     pub startup_timeout: Duration,
+    /// Build a snapshot (and compact the log) after this many applied entries.
+    pub snapshot_every: u64,
 }
 
 impl NodeConfig {
@@ -96,6 +98,7 @@ impl NodeConfig {
             peer_addr: String::new(),
             initial_cluster: BTreeMap::new(),
             startup_timeout: STARTUP_TIMEOUT,
+            snapshot_every: SNAPSHOT_EVERY_ENTRIES,
         }
     }
 
@@ -115,6 +118,7 @@ impl NodeConfig {
             peer_addr: me.peer_addr,
             initial_cluster,
             startup_timeout: STARTUP_TIMEOUT,
+            snapshot_every: SNAPSHOT_EVERY_ENTRIES,
         })
     }
 }
@@ -202,9 +206,15 @@ impl PlacementNode {
 
         let peers = PeerClient::new()?;
         let network = PeerNetwork::new(peers.clone());
-        let raft = Raft::new(id, raft_config()?, network, store.log_store(), sm)
-            .await
-            .map_err(|e| Error::Stopped(e.to_string()))?;
+        let raft = Raft::new(
+            id,
+            raft_config_with(config.snapshot_every)?,
+            network,
+            store.log_store(),
+            sm,
+        )
+        .await
+        .map_err(|e| Error::Stopped(e.to_string()))?;
         let node = PlacementNode {
             id,
             raft,

@@ -77,6 +77,12 @@ struct Args {
     #[arg(long, env = "PLACEMENTD_INITIAL_CLUSTER")]
     initial_cluster: Option<String>,
 
+    /// Build a snapshot and compact the Raft log after this many applied entries.
+    #[arg(long, env = "PLACEMENTD_SNAPSHOT_EVERY",
+          default_value_t = placement_raft::SNAPSHOT_EVERY_ENTRIES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
+
     /// How Placement's policy rules are enforced: `legacy` (the deprecated defaults: admin
     /// only), `secure-rbac` (the new defaults: admin, service, project reader) or `open`
     /// (every rule but admin_api allows anyone; for tests only).
@@ -229,6 +235,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .to_string();
         }
     }
+    config.snapshot_every = args.snapshot_every;
     let startup_timeout = config.startup_timeout;
 
     tracing::info!(
