@@ -208,6 +208,18 @@ impl State {
         self.providers.values()
     }
 
+    /// Providers with a uuid greater than `after` (all of them for `None`), in uuid order.
+    pub fn providers_after(&self, after: Option<&Uuid>) -> impl Iterator<Item = &ResourceProvider> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(u) => Bound::Excluded(*u),
+            None => Bound::Unbounded,
+        };
+        self.providers
+            .range((start, Bound::Unbounded))
+            .map(|(_, p)| p)
+    }
+
     pub fn provider_count(&self) -> usize {
         self.providers.len()
     }

@@ -140,6 +140,62 @@ impl Matches {
     }
 }
 
+/// The anchor trees one pass of the search looks at.
+pub(super) enum Scope<'w> {
+    /// Every tree.
+    All,
+    /// Only these roots (sorted, unique): their trees' providers and every sharing provider
+    /// are scanned, and only (anchor, provider) pairs anchored in them are kept. A group's
+    /// matches for an anchor in the window equal its matches for that anchor over `All`.
+    Roots(&'w [Uuid]),
+}
+
+impl Scope<'_> {
+    fn contains(&self, root: &Uuid) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Roots(r) => r.binary_search(root).is_ok(),
+        }
+    }
+
+    /// The anchors of a sorted list that lie in the scope.
+    fn anchors_in<'l>(&self, sorted: &'l [Uuid]) -> Vec<&'l Uuid> {
+        match self {
+            Scope::All => sorted.iter().collect(),
+            Scope::Roots(r) => {
+                let (Some(lo), Some(hi)) = (r.first(), r.last()) else {
+                    return Vec::new();
+                };
+                let from = sorted.partition_point(|a| a < lo);
+                let to = sorted.partition_point(|a| a <= hi);
+                sorted[from..to]
+                    .iter()
+                    .filter(|a| r.binary_search(a).is_ok())
+                    .collect()
+            }
+        }
+    }
+
+    /// The providers a pass scans, in uuid order.
+    fn providers<'a>(&self, ctx: &WideContext<'a>) -> Vec<&'a ResourceProvider> {
+        let state = ctx.state;
+        match self {
+            Scope::All => state.providers().collect(),
+            Scope::Roots(roots) => {
+                let mut out: Vec<&ResourceProvider> = roots
+                    .iter()
+                    .flat_map(|r| state.subtree(r))
+                    .chain(ctx.sharing.iter().copied())
+                    .filter_map(|u| state.provider(&u))
+                    .collect();
+                out.sort_unstable_by_key(|p| p.uuid);
+                out.dedup_by_key(|p| p.uuid);
+                out
+            }
+        }
+    }
+}
+
 /// Request-wide facts, computed once.
 pub(super) struct WideContext<'a> {
     pub state: &'a State,
@@ -257,6 +313,7 @@ fn anchors_for_sharing(state: &State, sp: &Uuid) -> Vec<Uuid> {
 pub(super) fn search_group(
     ctx: &WideContext<'_>,
     g: &RequestGroup,
+    scope: &Scope<'_>,
 ) -> Result<Option<Matches>, SearchError> {
     let state = ctx.state;
     // Placement's RequestGroupSearchContext, in its order.
@@ -286,8 +343,13 @@ pub(super) fn search_group(
     // Per class, the providers with room, in uuid order. One pass over the providers, so
     // each provider record is visited once for all classes.
     let mut with_resource: Vec<Vec<&ResourceProvider>> = vec![Vec::new(); g.resources.len()];
+    let scanned = if g.resources.is_empty() {
+        Vec::new()
+    } else {
+        scope.providers(ctx)
+    };
     if !g.resources.is_empty() {
-        for p in state.providers() {
+        for &p in &scanned {
             if tree_root.is_some_and(|r| p.root != r) || p.inventories.is_empty() {
                 continue;
             }
@@ -311,11 +373,11 @@ pub(super) fn search_group(
                 return Ok(Some(Matches::default()));
             }
         }
-        let cands = trees_matching_all(ctx, g, &rps_in_aggs, tree_root, &with_resource);
+        let cands = trees_matching_all(ctx, g, &rps_in_aggs, tree_root, &with_resource, scope);
         return Ok(Some(cands));
     }
-    let provs = provider_ids_matching(ctx, g, &rps_in_aggs, &with_resource);
-    Ok(Some(single_provider(ctx, &provs)))
+    let provs = provider_ids_matching(ctx, g, &rps_in_aggs, &with_resource, scope);
+    Ok(Some(single_provider(ctx, &provs, scope)))
 }
 
 /// Placement's capacity clause for one group's amount (the same as
@@ -362,6 +424,7 @@ fn provider_ids_matching<'a>(
     g: &RequestGroup,
     rps_in_aggs: &BTreeSet<Uuid>,
     with_resource: &[Vec<&'a ResourceProvider>],
+    scope: &Scope<'_>,
 ) -> Vec<&'a ResourceProvider> {
     let state = ctx.state;
     let mut filtered: Vec<Uuid> = Vec::new();
@@ -442,10 +505,8 @@ fn provider_ids_matching<'a>(
     if with_resource.is_empty() {
         // A resourceless group (1.36). Placement filters the pairs by `filtered`, which is
         // empty (so nothing matches) when the group has neither traits nor aggregates.
-        provs = state
-            .providers()
-            .filter(|p| !forbidden.contains(&p.uuid))
-            .collect();
+        provs = scope.providers(ctx);
+        provs.retain(|p| !forbidden.contains(&p.uuid));
     }
     // Both in uuid order: keep the providers `filtered` still has.
     let mut keep = filtered.iter().peekable();
@@ -458,15 +519,19 @@ fn provider_ids_matching<'a>(
 
 /// Placement's `_alloc_candidates_single_provider`: each provider serves its own tree and, if
 /// it shares, every tree it shares an aggregate with (`root_required` permitting).
-fn single_provider(ctx: &WideContext<'_>, provs: &[&ResourceProvider]) -> Matches {
+fn single_provider(
+    ctx: &WideContext<'_>,
+    provs: &[&ResourceProvider],
+    scope: &Scope<'_>,
+) -> Matches {
     let mut out: Vec<(Uuid, Uuid)> = Vec::with_capacity(provs.len());
     for p in provs {
         let (rp, root) = (p.uuid, p.root);
-        if ctx.in_filtered_anchors(&root) {
+        if ctx.in_filtered_anchors(&root) && scope.contains(&root) {
             out.push((root, rp));
         }
         if p.traits.contains(SHARING_TRAIT) {
-            for anchor in ctx.anchors_of_sharing(&rp) {
+            for anchor in scope.anchors_in(ctx.anchors_of_sharing(&rp)) {
                 if *anchor == root || !ctx.in_filtered_anchors(anchor) {
                     continue;
                 }
@@ -487,6 +552,7 @@ fn trees_matching_all(
     rps_in_aggs: &BTreeSet<Uuid>,
     tree_root: Option<Uuid>,
     with_resource: &[Vec<&ResourceProvider>],
+    scope: &Scope<'_>,
 ) -> Matches {
     let state = ctx.state;
     let in_aggs: HashSet<Uuid> = rps_in_aggs.iter().copied().collect();
@@ -508,12 +574,12 @@ fn trees_matching_all(
         let mut pairs: Vec<(Uuid, Uuid)> = Vec::with_capacity(set.len());
         pairs.extend(
             set.iter()
-                .filter(|p| p.parent.is_none())
+                .filter(|p| p.parent.is_none() && scope.contains(&p.uuid))
                 .map(|p| (p.uuid, p.uuid)),
         );
         let mut nested: Vec<(Uuid, Uuid)> = set
             .iter()
-            .filter(|p| p.parent.is_some())
+            .filter(|p| p.parent.is_some() && scope.contains(&p.root))
             .map(|p| (p.root, p.uuid))
             .collect();
         nested.sort_unstable();
@@ -527,7 +593,8 @@ fn trees_matching_all(
         sharing.retain(|u| set.binary_search_by(|p| p.uuid.cmp(u)).is_ok());
         if tree_root.is_none() {
             for sp in &sharing {
-                pairs.extend(ctx.anchors_of_sharing(sp).iter().map(|a| (*a, *sp)));
+                let anchors = scope.anchors_in(ctx.anchors_of_sharing(sp));
+                pairs.extend(anchors.into_iter().map(|a| (*a, *sp)));
             }
         }
         if let Some(anchors) = &ctx.anchor_roots {

@@ -24,84 +24,118 @@ use super::{
 };
 use crate::state::State;
 
+/// Merges every group's matches in one go.
 pub(super) fn merge(
     ctx: &WideContext<'_>,
     request: &CandidateRequest,
     per_group: Vec<Matches>,
 ) -> Candidates {
-    let state = ctx.state;
-    let n = per_group.len();
-    // Anchors every group can serve, in uuid order (walked lazily: a `limit` may stop early).
-    let Some(fewest) = per_group.iter().min_by_key(|m| m.len()) else {
-        return Candidates::default();
-    };
-    let anchors = fewest
-        .anchors()
-        .iter()
-        .copied()
-        .filter(|a| per_group.iter().all(|m| m.contains(a)));
-    // Before 1.29 a candidate may not use two providers of one tree.
-    let exclude_nested = !request.nested_aware && ctx.has_trees;
-    let mut product = Product {
-        state,
-        isolate: request.group_policy == Some(GroupPolicy::Isolate),
-        same_subtrees: &request.same_subtrees,
-        // With the nested exclusion, summaries depend on every candidate (see below), so
-        // the product can stop early only without it.
-        stop_after: if exclude_nested { None } else { request.limit },
-        seen: HashSet::new(),
-        out: Vec::new(),
-    };
-    for anchor in anchors {
-        if product.full() {
-            break;
+    let mut product = Product::new(ctx, request);
+    product.add(ctx, request, &per_group);
+    product.finish(ctx, request)
+}
+
+/// Before 1.29 a candidate may not use two providers of one tree; then the summaries depend
+/// on every candidate, so the search must see every anchor (no early stop at `limit`).
+pub(super) fn needs_every_anchor(ctx: &WideContext<'_>, request: &CandidateRequest) -> bool {
+    !request.nested_aware && ctx.has_trees
+}
+
+impl<'s> Product<'s> {
+    pub(super) fn new(ctx: &WideContext<'s>, request: &'s CandidateRequest) -> Product<'s> {
+        Product {
+            state: ctx.state,
+            isolate: request.group_policy == Some(GroupPolicy::Isolate),
+            same_subtrees: &request.same_subtrees,
+            // With the nested exclusion, summaries depend on every candidate (see
+            // `finish`), so the product can stop early only without it.
+            stop_after: if needs_every_anchor(ctx, request) {
+                None
+            } else {
+                request.limit
+            },
+            seen: HashSet::new(),
+            out: Vec::new(),
         }
-        let lists: Vec<Vec<Areq>> = per_group
+    }
+
+    /// Adds the candidates of every anchor all groups can serve, in anchor uuid order
+    /// (anchors must come after those of earlier calls), until full.
+    pub(super) fn add(
+        &mut self,
+        ctx: &WideContext<'_>,
+        request: &CandidateRequest,
+        per_group: &[Matches],
+    ) {
+        let state = ctx.state;
+        let n = per_group.len();
+        // Anchors every group can serve, in uuid order (walked lazily: a `limit` may stop
+        // early).
+        let Some(fewest) = per_group.iter().min_by_key(|m| m.len()) else {
+            return;
+        };
+        let anchors = fewest
+            .anchors()
             .iter()
-            .zip(&request.groups)
-            .map(|(m, g)| m.areqs(state, g, &anchor))
-            .collect();
-        if lists.iter().any(|l| l.is_empty()) {
-            continue;
-        }
-        let refs: Vec<Vec<&Areq>> = lists.iter().map(|l| l.iter().collect()).collect();
-        Walk {
-            p: &mut product,
-            amounts: HashMap::new(),
-            granular_rps: Vec::new(),
-            chosen: Vec::with_capacity(n),
-        }
-        .walk(&refs);
-    }
-    let mut areqs = product.out;
-    // Placement keeps, before 1.29, only the summaries of providers used by a remaining
-    // candidate; then, under `limit`, only those of trees used by a kept candidate.
-    let mut used_by_any: Option<BTreeSet<Uuid>> = None;
-    if exclude_nested {
-        areqs.retain(|a| {
-            let roots: BTreeSet<Uuid> = a.allocations.keys().map(|u| root_of(state, u)).collect();
-            roots.len() == a.allocations.len()
-        });
-        used_by_any = Some(
-            areqs
+            .copied()
+            .filter(|a| per_group.iter().all(|m| m.contains(a)));
+        for anchor in anchors {
+            if self.full() {
+                break;
+            }
+            let lists: Vec<Vec<Areq>> = per_group
                 .iter()
-                .flat_map(|a| a.allocations.keys().copied())
-                .collect(),
-        );
+                .zip(&request.groups)
+                .map(|(m, g)| m.areqs(state, g, &anchor))
+                .collect();
+            if lists.iter().any(|l| l.is_empty()) {
+                continue;
+            }
+            let refs: Vec<Vec<&Areq>> = lists.iter().map(|l| l.iter().collect()).collect();
+            Walk {
+                p: self,
+                amounts: HashMap::new(),
+                granular_rps: Vec::new(),
+                chosen: Vec::with_capacity(n),
+            }
+            .walk(&refs);
+        }
     }
-    if let Some(limit) = request.limit {
-        areqs.truncate(limit);
-    }
-    if areqs.is_empty() {
-        return Candidates::default();
-    }
-    let mut summaries = summaries_for(state, &areqs);
-    if let Some(used) = used_by_any {
-        summaries.retain(|s| used.contains(&s.uuid));
-    }
-    Candidates {
-        allocation_requests: areqs,
-        provider_summaries: summaries,
+
+    /// The answer: the nested exclusion, `limit`, and the provider summaries.
+    pub(super) fn finish(self, ctx: &WideContext<'_>, request: &CandidateRequest) -> Candidates {
+        let state = ctx.state;
+        let mut areqs = self.out;
+        // Placement keeps, before 1.29, only the summaries of providers used by a remaining
+        // candidate; then, under `limit`, only those of trees used by a kept candidate.
+        let mut used_by_any: Option<BTreeSet<Uuid>> = None;
+        if needs_every_anchor(ctx, request) {
+            areqs.retain(|a| {
+                let roots: BTreeSet<Uuid> =
+                    a.allocations.keys().map(|u| root_of(state, u)).collect();
+                roots.len() == a.allocations.len()
+            });
+            used_by_any = Some(
+                areqs
+                    .iter()
+                    .flat_map(|a| a.allocations.keys().copied())
+                    .collect(),
+            );
+        }
+        if let Some(limit) = request.limit {
+            areqs.truncate(limit);
+        }
+        if areqs.is_empty() {
+            return Candidates::default();
+        }
+        let mut summaries = summaries_for(state, &areqs);
+        if let Some(used) = used_by_any {
+            summaries.retain(|s| used.contains(&s.uuid));
+        }
+        Candidates {
+            allocation_requests: areqs,
+            provider_summaries: summaries,
+        }
     }
 }
 
@@ -146,7 +180,7 @@ fn summaries_for(state: &State, areqs: &[AllocationRequest]) -> Vec<ProviderSumm
 }
 
 /// The candidates found so far, over all anchors.
-struct Product<'s> {
+pub(super) struct Product<'s> {
     state: &'s State,
     isolate: bool,
     same_subtrees: &'s [BTreeSet<String>],
@@ -157,7 +191,7 @@ struct Product<'s> {
 }
 
 impl Product<'_> {
-    fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.stop_after.is_some_and(|n| self.out.len() >= n)
     }
 }

@@ -151,20 +151,98 @@ pub enum SearchError {
     UnknownTrait(String),
 }
 
+/// Roots in the first window of a search under `limit`, at least (see [`search`]).
+#[cfg(not(test))]
+const MIN_WINDOW_ROOTS: usize = 32;
+/// In tests, windows as small as `limit`, so the small generated deployments of the property
+/// tests span several windows.
+#[cfg(test)]
+const MIN_WINDOW_ROOTS: usize = 1;
+/// Each further window holds this many times the roots of the one before, so a sparse
+/// answer costs at most about twice a full pass.
+const WINDOW_GROWTH: usize = 2;
+
 /// Runs the search. `Ok` with no candidates when nothing fits.
+///
+/// Under `limit` (and unless the answer depends on every anchor), the trees are searched in
+/// windows of consecutive roots in uuid order, and the search stops once `limit` candidates
+/// are found: a deployment of 10,000 compute nodes costs a few windows, not a full pass.
+/// Every group's matches for an anchor do not depend on the window (a window scans its
+/// trees and every sharing provider), and anchors are visited in the same order, so the
+/// answer is that of a full pass. Which groups fail first, though, is a global question
+/// (it decides the error reported, and whether later groups are looked at): when a group
+/// matches nothing in the first window, the search starts over with one full pass.
 pub fn search(state: &State, request: &CandidateRequest) -> Result<Candidates, SearchError> {
     let Some(ctx) = group::WideContext::new(state, request)? else {
         return Ok(Candidates::default());
     };
+    let windowed = request.limit.is_some()
+        && !merge::needs_every_anchor(&ctx, request)
+        && request.groups.iter().all(|g| g.in_tree.is_none());
+    if windowed {
+        if let Some(found) = search_windows(&ctx, request)? {
+            return Ok(found);
+        }
+    }
+    let Some(per_group) = search_groups(&ctx, request, &group::Scope::All)? else {
+        return Ok(Candidates::default());
+    };
+    Ok(merge::merge(&ctx, request, per_group))
+}
+
+/// Every group's matches within a scope; `None` when some group matches nothing there.
+fn search_groups(
+    ctx: &group::WideContext<'_>,
+    request: &CandidateRequest,
+    scope: &group::Scope<'_>,
+) -> Result<Option<Vec<group::Matches>>, SearchError> {
     let mut per_group = Vec::with_capacity(request.groups.len());
     for g in &request.groups {
-        let Some(found) = group::search_group(&ctx, g)? else {
-            return Ok(Candidates::default());
+        let Some(found) = group::search_group(ctx, g, scope)? else {
+            return Ok(None);
         };
         if found.is_empty() {
-            return Ok(Candidates::default());
+            return Ok(None);
         }
         per_group.push(found);
     }
-    Ok(merge::merge(&ctx, request, per_group))
+    Ok(Some(per_group))
+}
+
+/// The windowed search; `None` when the first window says a full pass must decide.
+fn search_windows(
+    ctx: &group::WideContext<'_>,
+    request: &CandidateRequest,
+) -> Result<Option<Candidates>, SearchError> {
+    let limit = request.limit.unwrap_or(usize::MAX);
+    let mut product = merge::Product::new(ctx, request);
+    let mut size = limit.max(MIN_WINDOW_ROOTS);
+    let mut after: Option<Uuid> = None;
+    let mut first = true;
+    loop {
+        let roots: Vec<Uuid> = ctx
+            .state
+            .providers_after(after.as_ref())
+            .filter(|p| p.parent.is_none())
+            .map(|p| p.uuid)
+            .take(size)
+            .collect();
+        let Some(last) = roots.last().copied() else {
+            break;
+        };
+        match search_groups(ctx, request, &group::Scope::Roots(&roots))? {
+            Some(per_group) => product.add(ctx, request, &per_group),
+            // Every group matched in the first window, so each matches somewhere: an empty
+            // later window only has no candidates.
+            None if first => return Ok(None),
+            None => {}
+        }
+        if product.full() || roots.len() < size {
+            break;
+        }
+        first = false;
+        after = Some(last);
+        size = size.saturating_mul(WINDOW_GROWTH);
+    }
+    Ok(Some(product.finish(ctx, request)))
 }
