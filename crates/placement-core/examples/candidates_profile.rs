@@ -4,7 +4,9 @@
 //! two NUMA children with VCPU/MEMORY_MB) and sharing DISK_GB providers in the shared
 //! aggregate. Pure CPU, no HTTP; use it under `valgrind --tool=callgrind` to profile.
 //!
-//!     cargo run --release -p placement-core --example candidates_profile -- [N] [ITERS]
+//!     cargo run --release -p placement-core --example candidates_profile -- [N] [ITERS] [QUERY]
+//!
+//! QUERY: `simple`, `granular` or (default) both.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -134,6 +136,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let iters: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let only = args.next();
     let t = Instant::now();
     let state = build(n);
     eprintln!(
@@ -166,6 +169,9 @@ fn main() {
         ..CandidateRequest::default()
     };
     for (name, req) in [("simple", &simple), ("granular", &granular)] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let mut times = Vec::with_capacity(iters);
         let mut found = 0;
         for _ in 0..iters {
