@@ -47,3 +47,138 @@ wait_http() {  # URL SECS [PID]
   done
   return 1
 }
+
+# ---- N-node cluster on loopback (scripts/conformance-server --nodes, scripts/bench --nodes)
+#
+# - free_ports N       print N free 127.0.0.1 TCP ports, one a line (bind port 0, read it,
+#                      release it: a race with other processes is possible but rare; a node
+#                      that cannot bind exits and cluster_start fails loudly)
+# - cluster_plan N [PORT_BASE]
+#                      pick the members' loopback ports: free ones, or with PORT_BASE fixed
+#                      ones (node i: API PORT_BASE+10*i, peer that + 1). Sets
+#                      CLUSTER_API_PORTS, CLUSTER_PEER_PORTS (arrays, index i-1 = node i) and
+#                      CLUSTER_INITIAL (the --initial-cluster value)
+# - cluster_start BIN DIR N LOG SECS [FLAG...]
+#                      start an N-node cluster (cluster_plan N $CLUSTER_PORT_BASE: free
+#                      ports unless CLUSTER_PORT_BASE is set) with data in DIR/node<i> (an
+#                      empty DIR makes a fresh cluster; one from an earlier start with the
+#                      same ports resumes it), extra placementd FLAGs on every node;
+#                      LOG is "-" (stderr) or a directory (node<i>.log there); waits up to
+#                      SECS for every /readyz. Sets what cluster_plan sets and CLUSTER_PIDS.
+#                      Returns 1 (with a message) if a node is not ready.
+# - cluster_leader_port   API port of the node whose /readyz says is_leader (empty if none)
+# - cluster_haproxy_config BIND   print an HAProxy config: round-robin over
+#                      CLUSTER_API_PORTS on BIND (PORT, i.e. 127.0.0.1:PORT, or HOST:PORT),
+#                      /readyz health checks
+# - stop_pids SECS PID...  TERM every PID, wait up to SECS for each, then KILL and reap
+
+free_ports() {  # N
+  python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+' "$1"
+}
+
+cluster_plan() {  # N [PORT_BASE]
+  local n=$1 base=${2:-} i
+  local -a free members
+  if [[ -z $base ]]; then
+    mapfile -t free < <(free_ports $((2 * n)))
+  else
+    for ((i = 1; i <= n; i++)); do
+      free+=($((base + 10 * i)) $((base + 10 * i + 1)))
+    done
+  fi
+  CLUSTER_API_PORTS=()
+  CLUSTER_PEER_PORTS=()
+  for ((i = 1; i <= n; i++)); do
+    CLUSTER_API_PORTS+=("${free[2 * i - 2]}")
+    CLUSTER_PEER_PORTS+=("${free[2 * i - 1]}")
+    members+=("$i=127.0.0.1:${free[2 * i - 2]}@127.0.0.1:${free[2 * i - 1]}")
+  done
+  CLUSTER_INITIAL=$(IFS=,; echo "${members[*]}")
+}
+
+cluster_start() {  # BIN DIR N LOG SECS [FLAG...]
+  local bin=$1 dir=$2 n=$3 log=$4 secs=$5 i
+  shift 5
+  cluster_plan "$n" "${CLUSTER_PORT_BASE:-}"
+  CLUSTER_PIDS=()
+  for ((i = 1; i <= n; i++)); do
+    local -a node=("$bin" --listen "127.0.0.1:${CLUSTER_API_PORTS[i - 1]}"
+                   --peer-listen "127.0.0.1:${CLUSTER_PEER_PORTS[i - 1]}" --data-dir "$dir/node$i"
+                   --node-id "$i" --initial-cluster "$CLUSTER_INITIAL" "$@")
+    if [[ $log == - ]]; then
+      "${node[@]}" >&2 &
+    else
+      "${node[@]}" >>"$log/node$i.log" 2>&1 &
+    fi
+    CLUSTER_PIDS+=($!)
+  done
+  for ((i = 1; i <= n; i++)); do
+    if ! wait_http "http://127.0.0.1:${CLUSTER_API_PORTS[i - 1]}/readyz" "$secs" "${CLUSTER_PIDS[i - 1]}"; then
+      if kill -0 "${CLUSTER_PIDS[i - 1]}" 2>/dev/null; then
+        echo "cluster_start: node $i did not become ready within ${secs}s" >&2
+      else
+        echo "cluster_start: node $i exited before it was ready" >&2
+      fi
+      return 1
+    fi
+  done
+}
+
+cluster_leader_port() {
+  local p
+  for p in "${CLUSTER_API_PORTS[@]}"; do
+    if curl -s --max-time 2 "http://127.0.0.1:$p/readyz" | grep -q '"is_leader": *true'; then
+      echo "$p"
+      return 0
+    fi
+  done
+}
+
+cluster_haproxy_config() {  # BIND
+  local p i=0 bind=$1
+  [[ $bind == *:* ]] || bind=127.0.0.1:$bind
+  cat <<CFG
+# Generated for one run by scripts/lib.sh cluster_haproxy_config; see deploy/haproxy.cfg.
+global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    retries 2
+frontend placement
+    bind $bind
+    default_backend placementd
+backend placementd
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 1
+CFG
+  for p in "${CLUSTER_API_PORTS[@]}"; do
+    i=$((i + 1))
+    echo "    server node$i 127.0.0.1:$p check"
+  done
+}
+
+stop_pids() {  # SECS PID...
+  local secs=$1 p deadline
+  shift
+  for p in "$@"; do
+    if [[ -n $p ]]; then kill -TERM "$p" 2>/dev/null || true; fi
+  done
+  for p in "$@"; do
+    [[ -n $p ]] || continue
+    deadline=$((SECONDS + secs))
+    while kill -0 "$p" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+}
