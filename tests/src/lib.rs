@@ -101,6 +101,8 @@ pub struct Node {
     node_id: u64,
     /// Extra flags (`--peer-listen`, `--initial-cluster` for cluster members).
     extra_args: Vec<String>,
+    /// The peer port of a cluster member (admin API, `placementd cluster --peer`).
+    peer_port: Option<u16>,
     /// Owns the temp dir: data (`data/`) and the log; removed when the Node is dropped.
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -118,6 +120,7 @@ impl Node {
             port: 0,
             node_id: 1,
             extra_args: Vec::new(),
+            peer_port: None,
             dir,
             child: None,
         };
@@ -172,6 +175,62 @@ impl Node {
             child.wait()?;
         }
         Ok(())
+    }
+
+    /// SIGTERM (graceful shutdown) through the `kill` command; waits up to `timeout` for the
+    /// process to exit and returns its exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            return Err("node is not running".into());
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
+        if !status.success() {
+            return Err(format!("kill -TERM {} failed", child.id()).into());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                return Err(format!("node did not exit within {timeout:?} of SIGTERM").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The peer address (`127.0.0.1:port`) of a cluster member.
+    pub fn peer_addr(&self) -> Result<String> {
+        self.peer_port
+            .map(|p| format!("127.0.0.1:{p}"))
+            .ok_or_else(|| "not a cluster member: no peer port".into())
+    }
+
+    /// Runs `placementd cluster --peer <this node's peer address> <args>` (the real CLI
+    /// against the admin API) and returns its JSON output; a failure carries its stderr.
+    pub fn admin(&self, args: &[&str]) -> Result<Value> {
+        let out = Command::new(&self.bin)
+            .arg("cluster")
+            .arg("--peer")
+            .arg(self.peer_addr()?)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "placementd cluster {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
     }
 
     /// Starts a new process on the same data directory and port, and waits until ready.
@@ -318,6 +377,7 @@ impl Cluster {
                 bin: bin.clone(),
                 port: *api,
                 node_id: i as u64 + 1,
+                peer_port: Some(*peer),
                 extra_args: [
                     "--peer-listen".to_string(),
                     format!("127.0.0.1:{peer}"),
@@ -337,6 +397,40 @@ impl Cluster {
             node.wait_ready().await?;
         }
         Ok(Cluster { nodes })
+    }
+
+    /// Starts one more node, fresh, with `--initial-cluster-state existing` (and `extra`
+    /// flags): it waits to be added (`placementd cluster add`), so this does not wait for
+    /// it to be ready. Returns its index in `nodes`.
+    pub fn spawn_joining_node(&mut self, extra: &[&str]) -> Result<usize> {
+        let bin = placementd_bin()?;
+        let node_id = self.nodes.iter().map(|n| n.node_id).max().unwrap_or(0) + 1;
+        let (api, peer) = (free_port()?, free_port()?);
+        let dir = tempfile::Builder::new()
+            .prefix("placementd-cluster-")
+            .tempdir()?;
+        let mut node = Node {
+            bin,
+            port: api,
+            node_id,
+            peer_port: Some(peer),
+            extra_args: [
+                "--peer-listen".to_string(),
+                format!("127.0.0.1:{peer}"),
+                "--initial-cluster".to_string(),
+                format!("{node_id}=127.0.0.1:{api}@127.0.0.1:{peer}"),
+                "--initial-cluster-state".to_string(),
+                "existing".to_string(),
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect(),
+            dir,
+            child: None,
+        };
+        node.spawn()?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
     }
 
     /// `GET /readyz` of one node as JSON (`Value::Null` if it does not answer).

@@ -24,8 +24,16 @@
 //! - **Static bootstrap** from an initial member list (`NodeConfig::member`); a node alone
 //!   forms a one-node cluster and needs no peer port.
 //!
-//! Left out: online membership changes (add/remove through an admin API), leadership
-//! hand-over on shutdown, and authentication of the peer port.
+//! - **Online membership changes** ([`PlacementNode::change_membership`]): a new node is
+//!   added as a learner, caught up (by log or snapshot), then promoted to voter; a member is
+//!   removed with one joint-consensus change. Any member accepts the request and forwards it
+//!   to the leader.
+//! - **Planned restarts hand leadership over** ([`PlacementNode::hand_over_leadership`])
+//!   before shutdown, so clients wait a round trip instead of an election timeout.
+//! - **State digests** ([`PlacementNode::digest`]) let operators and tests check that
+//!   members hold identical state.
+//!
+//! Left out: authentication of the peer port.
 
 mod config;
 mod network;
@@ -39,12 +47,12 @@ pub use config::{
     WRITE_BATCH_ENTRIES,
 };
 pub use network::{
-    PeerClient, PeerConnection, PeerError, PeerNetwork, TransportError, CONNECT_TIMEOUT,
-    POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
+    Member, MembershipChange, MembershipOutcome, PeerClient, PeerConnection, PeerError,
+    PeerNetwork, TransportError, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
 };
 pub use node::{
-    NodeConfig, NodeStatus, PlacementNode, READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT,
-    RETRY_BACKOFF, STARTUP_TIMEOUT, WRITE_TIMEOUT,
+    NodeConfig, NodeStatus, PlacementNode, StateDigest, HANDOVER_TIMEOUT, MEMBERSHIP_TIMEOUT,
+    READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT, RETRY_BACKOFF, STARTUP_TIMEOUT, WRITE_TIMEOUT,
 };
 pub use peer::{peer_router, MAX_PEER_BODY};
 pub use placement_storage::{NodeId, PeerNode, TypeConfig};
@@ -92,6 +100,11 @@ pub enum Error {
     /// The leader could not be reached over the peer port, or failed to serve a forward.
     #[error("peer: {0}")]
     Peer(String),
+
+    /// An administrative request that cannot be carried out as asked (a membership change
+    /// that would empty the cluster, a node id already used with other addresses, ...).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl Error {

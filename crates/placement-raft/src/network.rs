@@ -30,7 +30,8 @@ use bytes::Bytes;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
 use placement_storage::{NodeId, PeerNode, SnapshotFile, SnapshotMeta, TypeConfig, Vote};
@@ -51,6 +52,10 @@ pub mod paths {
     pub const WRITE: &str = "/cluster/write";
     /// A follower asks the leader for a read index (ReadIndex for follower reads).
     pub const READ_INDEX: &str = "/cluster/read-index";
+    /// The leader asks the node it hands leadership to to start an election at once.
+    pub const TRANSFER_LEADER: &str = "/raft/transfer-leader";
+    /// A member forwards a membership change (add or remove a node) to the leader.
+    pub const MEMBERSHIP: &str = "/cluster/membership";
 }
 
 /// How long to wait for a TCP connection to a peer. Peers are on a LAN: a connection that
@@ -71,6 +76,37 @@ pub enum PeerError {
     NotLeader { leader: Option<NodeId> },
     #[error("peer unavailable: {0}")]
     Unavailable(String),
+    /// The leader refused the request as invalid (not retried).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A change of the cluster's membership, as an operator asks for it (admin API) and as a
+/// member forwards it to the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add node `id` with these addresses: first as a learner that catches up, then as a voter.
+    Add { id: NodeId, node: PeerNode },
+    /// Remove node `id` (voter or learner) from the cluster.
+    Remove { id: NodeId },
+}
+
+/// One member of the cluster as the membership records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: NodeId,
+    pub api_addr: String,
+    pub peer_addr: String,
+    /// A voter (counts for quorums) rather than a learner (only receives the log).
+    pub voter: bool,
+}
+
+/// What a membership change did: whether the membership changed (adding a present voter or
+/// removing an absent node changes nothing) and the membership afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipOutcome {
+    pub changed: bool,
+    pub members: Vec<Member>,
 }
 
 /// What precedes a snapshot file's bytes in a snapshot body.
@@ -195,6 +231,16 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Result<u64, PeerError>, TransportError> {
         self.call(addr, paths::READ_INDEX, &(), timeout).await
+    }
+
+    /// Forwards a membership change to the leader at `addr`.
+    pub async fn change_membership(
+        &self,
+        addr: &str,
+        change: &MembershipChange,
+        timeout: Duration,
+    ) -> Result<Result<MembershipOutcome, PeerError>, TransportError> {
+        self.call(addr, paths::MEMBERSHIP, change, timeout).await
     }
 
     /// Streams a snapshot to `addr`.
@@ -352,6 +398,14 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.raft_call(paths::PRE_VOTE, &rpc, &option).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.raft_call(paths::TRANSFER_LEADER, &req, &option).await
     }
 
     async fn full_snapshot(

@@ -33,14 +33,16 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
-use openraft::{Raft, ReadPolicy, ServerState};
+use openraft::errors::{ChangeMembershipError, ClientWriteError, LinearizableReadError, RaftError};
+use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState};
 use placement_core::State;
 use placement_storage::{NodeId, PeerNode, StateMachine, Store, TypeConfig};
 use placement_types::{ApplyResult, LogPayload, Request};
 
 use crate::config::{raft_config_with, SNAPSHOT_EVERY_ENTRIES};
-use crate::network::{PeerClient, PeerError, PeerNetwork, TransportError};
+use crate::network::{
+    Member, MembershipChange, MembershipOutcome, PeerClient, PeerError, PeerNetwork, TransportError,
+};
 use crate::Error;
 
 /// How long [`PlacementNode::open`] waits for a leader and for recovery by default.
@@ -58,6 +60,14 @@ pub const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 /// just changed: a fraction of a heartbeat, so a failover is noticed quickly without
 /// spinning.
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long a leader that is shutting down waits for the node it hands leadership to to
+/// take over (well under an election timeout, which is what a handover saves).
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a membership change may take: adding a node waits until it has caught up
+/// (a snapshot install of a large state included) before it becomes a voter.
+pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A member is ready (`/readyz`) when its applied index trails its committed index by at
 /// most this many entries.
@@ -82,6 +92,9 @@ pub struct NodeConfig {
     pub startup_timeout: Duration,
     /// Build a snapshot (and compact the log) after this many applied entries.
     pub snapshot_every: u64,
+    /// Join a running cluster (etcd's `--initial-cluster-state existing`): a fresh data
+    /// directory never initializes a membership; the node waits until a member adds it.
+    pub join: bool,
 }
 
 impl NodeConfig {
@@ -99,6 +112,7 @@ impl NodeConfig {
             initial_cluster: BTreeMap::new(),
             startup_timeout: STARTUP_TIMEOUT,
             snapshot_every: SNAPSHOT_EVERY_ENTRIES,
+            join: false,
         }
     }
 
@@ -119,6 +133,7 @@ impl NodeConfig {
             initial_cluster,
             startup_timeout: STARTUP_TIMEOUT,
             snapshot_every: SNAPSHOT_EVERY_ENTRIES,
+            join: false,
         })
     }
 }
@@ -135,6 +150,8 @@ pub struct NodeStatus {
     pub applied_index: Option<u64>,
     /// The last log index covered by a snapshot.
     pub snapshot_index: Option<u64>,
+    /// The last log index purged from the log (covered by the snapshot).
+    pub purged_index: Option<u64>,
     /// The node is a voter or learner of the current membership.
     pub member: bool,
     /// The node has stopped (shutdown or a storage failure).
@@ -229,7 +246,13 @@ impl PlacementNode {
             .await
             .map_err(|e| Error::Stopped(e.to_string()))?;
         let lowest = config.initial_cluster.keys().next().copied();
-        if !initialized && config.initial_cluster.is_empty() {
+        if !initialized && config.join {
+            tracing::info!(
+                node_id = id,
+                "fresh data directory, joining a running cluster: waiting to be added \
+                 (`placementd cluster add` on a member)"
+            );
+        } else if !initialized && config.initial_cluster.is_empty() {
             tracing::info!(
                 node_id = id,
                 "fresh data directory: forming a one-node cluster"
@@ -524,6 +547,7 @@ impl PlacementNode {
             committed_index: m.local_committed.as_ref().map(|id| id.index),
             applied_index: m.last_applied.as_ref().map(|id| id.index),
             snapshot_index: m.snapshot.as_ref().map(|id| id.index),
+            purged_index: m.purged.as_ref().map(|id| id.index),
             member: m
                 .membership_config
                 .membership()
@@ -564,6 +588,213 @@ impl PlacementNode {
             .map_err(|e| Error::Stopped(e.to_string()))
     }
 
+    /// The current membership: every voter and learner with its addresses.
+    pub fn members(&self) -> Vec<Member> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        members_of(m.membership_config.membership())
+    }
+
+    /// Adds or removes a member through the leader (this node, or forwarded to it), retrying
+    /// across leader changes until [`MEMBERSHIP_TIMEOUT`]. Both changes are idempotent:
+    /// adding a present voter with the same addresses or removing an absent node reports
+    /// `changed: false`.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<MembershipOutcome, Error> {
+        let deadline = tokio::time::Instant::now() + MEMBERSHIP_TIMEOUT;
+        let mut last: Option<Error> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(last.unwrap_or_else(|| {
+                    Error::Timeout(format!(
+                        "membership change not done in {MEMBERSHIP_TIMEOUT:?}"
+                    ))
+                }));
+            }
+            let remaining = deadline - now;
+            let attempt = match self.leader_route() {
+                Route::Local => self.change_membership_local(change.clone()).await,
+                Route::Remote(addr) => self
+                    .peers
+                    .change_membership(&addr, &change, remaining)
+                    .await
+                    .map_err(Error::from)
+                    .and_then(|answer| answer.map_err(Error::from)),
+                Route::Unknown => Err(Error::NotLeader {
+                    leader: None,
+                    leader_api_addr: None,
+                }),
+            };
+            match attempt {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) if e.is_retryable() => {
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_BACKOFF.min(remaining)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The leader's half of a membership change (see [`Self::change_membership`]).
+    pub(crate) async fn change_membership_local(
+        &self,
+        change: MembershipChange,
+    ) -> Result<MembershipOutcome, Error> {
+        let membership = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            if m.state != ServerState::Leader {
+                return Err(Error::NotLeader {
+                    leader: m.current_leader,
+                    leader_api_addr: None,
+                });
+            }
+            m.membership_config.membership().clone()
+        };
+        let is_voter = |id: NodeId| membership.voter_ids().any(|v| v == id);
+        let changed = match change {
+            MembershipChange::Add { id, node } => {
+                if node.peer_addr.is_empty() || node.api_addr.is_empty() {
+                    return Err(Error::Refused(format!(
+                        "node {id} needs an API address and a peer address"
+                    )));
+                }
+                match membership.get_node(&id) {
+                    Some(known) if *known != node => {
+                        return Err(Error::Refused(format!(
+                            "node {id} is already a member with API {} and peer {}; node ids \
+                             are never reused: give the new node a new id",
+                            known.api_addr, known.peer_addr
+                        )));
+                    }
+                    Some(_) if is_voter(id) => false,
+                    _ => {
+                        tracing::info!(node_id = id, api = %node.api_addr, peer = %node.peer_addr,
+                            "adding a learner; it becomes a voter once it has caught up");
+                        let add = self.raft.add_learner(id, node, true);
+                        membership_result(
+                            tokio::time::timeout(MEMBERSHIP_TIMEOUT, add).await,
+                            "add learner",
+                        )?;
+                        let promote = self
+                            .raft
+                            .change_membership(ChangeMembers::AddVoterIds([id].into()), false);
+                        membership_result(
+                            tokio::time::timeout(MEMBERSHIP_TIMEOUT, promote).await,
+                            "promote to voter",
+                        )?;
+                        tracing::info!(node_id = id, "node added as a voter");
+                        true
+                    }
+                }
+            }
+            MembershipChange::Remove { id } => {
+                if membership.get_node(&id).is_none() {
+                    false
+                } else {
+                    if is_voter(id) && membership.voter_ids().all(|v| v == id) {
+                        return Err(Error::Refused(format!(
+                            "node {id} is the only voter; a cluster cannot remove its last voter"
+                        )));
+                    }
+                    tracing::info!(node_id = id, "removing a member");
+                    let change = if is_voter(id) {
+                        ChangeMembers::RemoveVoters([id].into())
+                    } else {
+                        ChangeMembers::RemoveNodes([id].into())
+                    };
+                    // retain = false: a removed voter does not stay on as a learner.
+                    let remove = self.raft.change_membership(change, false);
+                    membership_result(
+                        tokio::time::timeout(MEMBERSHIP_TIMEOUT, remove).await,
+                        "remove member",
+                    )?;
+                    tracing::info!(node_id = id, "member removed");
+                    true
+                }
+            }
+        };
+        Ok(MembershipOutcome {
+            changed,
+            members: self.members(),
+        })
+    }
+
+    /// A digest of the state machine: SHA-256 over every stored record in a deterministic
+    /// order, with the number of records. Two members whose digests are equal hold the same
+    /// Placement state. Taken after a read barrier, so it covers every write acknowledged
+    /// before the call; compare members while no writes are in flight.
+    pub async fn digest(&self) -> Result<StateDigest, Error> {
+        self.read_barrier().await?;
+        let applied_index = self.status().applied_index;
+        let state = self.state.clone();
+        let (sha256, records) = tokio::task::spawn_blocking(move || {
+            let state = state.read().unwrap_or_else(|e| e.into_inner());
+            state_digest(&state)
+        })
+        .await
+        .map_err(|e| Error::Stopped(format!("digest task: {e}")))??;
+        Ok(StateDigest {
+            applied_index,
+            records,
+            sha256,
+        })
+    }
+
+    /// If this node leads, hands leadership to the most up-to-date other voter and waits (up
+    /// to [`HANDOVER_TIMEOUT`]) until another node leads, so a planned restart costs clients
+    /// a round trip instead of an election timeout. Returns whether another node leads. Call
+    /// it before [`Self::shutdown`], while the peer port still serves.
+    pub async fn hand_over_leadership(&self) -> bool {
+        let target = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            if m.state != ServerState::Leader {
+                return false;
+            }
+            let matched = |v: &NodeId| {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(v).cloned().flatten())
+                    .map(|id| id.index)
+            };
+            m.membership_config
+                .membership()
+                .voter_ids()
+                .filter(|v| *v != self.id)
+                .max_by_key(|v| matched(v))
+        };
+        let Some(to) = target else {
+            tracing::info!(node_id = self.id, "no other voter to hand leadership to");
+            return false;
+        };
+        tracing::info!(node_id = self.id, to, "handing leadership over");
+        if let Err(e) = self.raft.trigger().transfer_leader(to).await {
+            tracing::warn!(error = %e, "leadership handover not started");
+            return false;
+        }
+        let me = self.id;
+        let handed = self
+            .raft
+            .wait(Some(HANDOVER_TIMEOUT))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != me),
+                "another node leads",
+            )
+            .await
+            .is_ok();
+        if handed {
+            tracing::info!(node_id = me, to, "leadership handed over");
+        } else {
+            tracing::warn!(node_id = me, to, "leadership handover timed out");
+        }
+        handed
+    }
+
     /// Stops Raft (in-flight writes finish or fail) and makes all written data durable.
     pub async fn shutdown(&self) -> Result<(), Error> {
         if let Err(e) = self.raft.shutdown().await {
@@ -575,6 +806,86 @@ impl PlacementNode {
             .map_err(|e| Error::Stopped(format!("sync task: {e}")))??;
         tracing::info!(node_id = self.id, "raft node stopped");
         Ok(())
+    }
+}
+
+/// What [`PlacementNode::digest`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateDigest {
+    /// The node's applied log index when the digest was taken.
+    pub applied_index: Option<u64>,
+    /// Stored records (resource classes, traits, providers, consumers).
+    pub records: u64,
+    /// Lower-case hex SHA-256 of the records' encodings in [`State::records`] order.
+    pub sha256: String,
+}
+
+/// SHA-256 over `state`'s records: for each, a tag byte, the length of its bincode encoding
+/// (u64 big-endian) and the encoding, so no two different sequences hash the same input.
+fn state_digest(state: &State) -> Result<(String, u64), Error> {
+    use placement_core::Record;
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut records = 0u64;
+    for record in state.records() {
+        let (tag, bytes) = match &record {
+            Record::ResourceClass(rc) => (1u8, placement_types::encode(rc)),
+            Record::Trait(t) => (2, placement_types::encode(t)),
+            Record::Provider(p) => (3, placement_types::encode(p)),
+            Record::Consumer(c) => (4, placement_types::encode(c)),
+        };
+        let bytes = bytes.map_err(|e| Error::Stopped(format!("encoding a record: {e}")))?;
+        hasher.update([tag]);
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(&bytes);
+        records += 1;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((hex, records))
+}
+
+/// The members of `membership`, voters and learners, in id order.
+fn members_of(membership: &placement_storage::Membership) -> Vec<Member> {
+    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, node)| Member {
+            id: *id,
+            api_addr: node.api_addr.clone(),
+            peer_addr: node.peer_addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect()
+}
+
+/// Maps the result of a (timed) membership call to [`Error`].
+fn membership_result<T>(
+    answer: Result<
+        Result<T, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>,
+        tokio::time::error::Elapsed,
+    >,
+    what: &str,
+) -> Result<T, Error> {
+    match answer {
+        Err(_) => Err(Error::Timeout(format!(
+            "{what}: not done within {MEMBERSHIP_TIMEOUT:?}"
+        ))),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            Err(Error::NotLeader {
+                leader: f.leader_id,
+                leader_api_addr: f.leader_node.map(|n| n.api_addr),
+            })
+        }
+        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(e),
+        )))) => Err(Error::NoQuorum(format!("{what}: {e}"))),
+        Ok(Err(RaftError::APIError(e))) => Err(Error::Refused(format!("{what}: {e}"))),
+        Ok(Err(RaftError::Fatal(e))) => Err(Error::Stopped(e.to_string())),
     }
 }
 
@@ -615,6 +926,7 @@ impl From<PeerError> for Error {
                 leader_api_addr: None,
             },
             PeerError::Unavailable(message) => Error::Peer(message),
+            PeerError::Refused(message) => Error::Refused(message),
         }
     }
 }

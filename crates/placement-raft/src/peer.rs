@@ -21,14 +21,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use futures::StreamExt;
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use placement_storage::SnapshotFile;
 use placement_types::Request;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::network::{paths, PeerError, SnapshotHeader};
+use crate::network::{paths, MembershipChange, PeerError, SnapshotHeader};
 use crate::{Error, PlacementNode, TypeConfig};
 
 /// Largest non-snapshot body accepted on the peer port: an append of
@@ -49,6 +49,8 @@ pub fn peer_router(node: Node) -> Router {
         .route(paths::PRE_VOTE, post(pre_vote))
         .route(paths::WRITE, post(forwarded_write))
         .route(paths::READ_INDEX, post(read_index))
+        .route(paths::TRANSFER_LEADER, post(transfer_leader))
+        .route(paths::MEMBERSHIP, post(membership))
         .layer(DefaultBodyLimit::max(MAX_PEER_BODY))
         .route(
             paths::SNAPSHOT,
@@ -104,9 +106,32 @@ async fn pre_vote(State(node): State<Node>, body: Bytes) -> Response {
     bincode_response(&answer.map_err(|e| e.to_string()))
 }
 
+async fn transfer_leader(State(node): State<Node>, body: Bytes) -> Response {
+    let rpc: TransferLeaderRequest<TypeConfig> = match decode_body(&body) {
+        Ok(rpc) => rpc,
+        Err(e) => return bad_body(e),
+    };
+    let answer = node.raft().handle_transfer_leader(rpc).await;
+    bincode_response(&answer.map_err(|e| e.to_string()))
+}
+
+async fn membership(State(node): State<Node>, body: Bytes) -> Response {
+    let change: MembershipChange = match decode_body(&body) {
+        Ok(c) => c,
+        Err(e) => return bad_body(e),
+    };
+    // Like a forwarded write: only the local Raft, never forwarded again.
+    let answer = node
+        .change_membership_local(change)
+        .await
+        .map_err(peer_error);
+    bincode_response(&answer)
+}
+
 fn peer_error(e: Error) -> PeerError {
     match e {
         Error::NotLeader { leader, .. } => PeerError::NotLeader { leader },
+        Error::Refused(message) => PeerError::Refused(message),
         other => PeerError::Unavailable(other.to_string()),
     }
 }

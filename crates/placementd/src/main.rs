@@ -27,9 +27,20 @@
 //! applied close to its commit index; 503 otherwise) are answered on the API port without
 //! authentication, for load balancers.
 //!
-//! Left out: the admin API and CLI for membership changes and cluster status.
+//! A fresh node started with `--initial-cluster-state existing` joins a running cluster: it
+//! never initializes a membership and waits until a member adds it (`placementd cluster add`).
+//!
+//! # Administration
+//! The peer port also serves the admin API (`admin.rs`: status, membership changes, state
+//! digest, snapshot), and `placementd cluster …` (`cli.rs`) is its command-line client.
+//!
+//! # Shutdown
+//! On SIGTERM a leader hands leadership to the most up-to-date voter once in-flight requests
+//! are done, so a planned restart costs clients a round trip instead of an election timeout.
 
+mod admin;
 mod backend;
+mod cli;
 mod health;
 
 use std::io::IsTerminal;
@@ -47,9 +58,31 @@ use tracing_subscriber::EnvFilter;
 
 use crate::backend::RaftBackend;
 
-/// OpenStack Placement API, replicated with Raft.
+/// OpenStack Placement API, replicated with Raft. With no subcommand, runs a node.
 #[derive(Debug, Parser)]
-#[command(name = "placementd", version, about)]
+#[command(
+    name = "placementd",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Administer a running cluster through a member's peer port (status, add and remove
+    /// members, state digest, snapshot).
+    Cluster(cli::ClusterArgs),
+}
+
+/// The flags of a running node.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address of the Placement REST API.
     #[arg(long, env = "PLACEMENTD_LISTEN", default_value = "127.0.0.1:8778")]
@@ -76,6 +109,14 @@ struct Args {
     /// initializes the cluster on its first start; the others join it.
     #[arg(long, env = "PLACEMENTD_INITIAL_CLUSTER")]
     initial_cluster: Option<String>,
+
+    /// `new`: the members of --initial-cluster form a new cluster (the lowest id initializes
+    /// it). `existing`: this node joins a running cluster; on a fresh data directory it waits
+    /// until a member adds it (`placementd cluster add`). --initial-cluster must then name at
+    /// least this node (its addresses).
+    #[arg(long, env = "PLACEMENTD_INITIAL_CLUSTER_STATE", value_enum,
+          default_value_t = InitialClusterState::New)]
+    initial_cluster_state: InitialClusterState,
 
     /// Build a snapshot and compact the Raft log after this many applied entries.
     #[arg(long, env = "PLACEMENTD_SNAPSHOT_EVERY",
@@ -106,6 +147,17 @@ struct Args {
     )]
     cors_allow_headers: Vec<String>,
 }
+
+/// `--initial-cluster-state` values (etcd's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum InitialClusterState {
+    New,
+    Existing,
+}
+
+/// How long a node joining a running cluster waits to be added before it gives up (an
+/// operator runs `placementd cluster add` after starting it).
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `--policy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -181,7 +233,17 @@ fn init_tracing() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::Cluster(args)) = cli.command {
+        return match cli::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("placementd cluster: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = cli.serve;
     init_tracing();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -236,6 +298,17 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     config.snapshot_every = args.snapshot_every;
+    if args.initial_cluster_state == InitialClusterState::Existing {
+        if args.initial_cluster.is_none() {
+            return Err(
+                "--initial-cluster-state existing needs --initial-cluster (with this node's \
+                 addresses)"
+                    .into(),
+            );
+        }
+        config.join = true;
+        config.startup_timeout = JOIN_TIMEOUT;
+    }
     let startup_timeout = config.startup_timeout;
 
     tracing::info!(
@@ -256,7 +329,7 @@ async fn run(args: Args) -> Result<(), String> {
     // The peer port is served before waiting for a leader: the election needs it.
     let (peer_stop, peer_stopped) = tokio::sync::oneshot::channel::<()>();
     let peer_server = peer_listener.map(|listener| {
-        let app = placement_raft::peer_router(node.clone());
+        let app = placement_raft::peer_router(node.clone()).merge(admin::router(node.clone()));
         tracing::info!(peer_listen = ?listener.local_addr().ok(), "serving the peer port");
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -298,6 +371,15 @@ async fn run(args: Args) -> Result<(), String> {
         .await;
 
     tracing::info!("HTTP server stopped; shutting down raft");
+    // In-flight requests are done; a leader hands over before it goes (its peer port still
+    // serves, so followers keep forwarding to it until they learn of the new leader).
+    if raft_failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_none()
+    {
+        node.hand_over_leadership().await;
+    }
     let stopped = node.shutdown().await;
     let _ = peer_stop.send(());
     if let Some(task) = peer_server {
@@ -352,7 +434,29 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_initial_cluster;
+    use super::{parse_initial_cluster, Cli};
+    use clap::Parser;
+
+    #[test]
+    fn cluster_subcommand_parses_and_serving_flags_still_do() {
+        let cli = Cli::try_parse_from([
+            "placementd",
+            "cluster",
+            "--peer",
+            "h:1",
+            "add",
+            "4",
+            "a:1",
+            "p:1",
+        ])
+        .expect("cluster add parses");
+        assert!(cli.command.is_some());
+        let cli = Cli::try_parse_from(["placementd", "--listen", "127.0.0.1:1", "--node-id", "2"])
+            .expect("serving flags parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.node_id, 2);
+        assert!(Cli::try_parse_from(["placementd", "cluster", "remove", "x"]).is_err());
+    }
 
     #[test]
     fn initial_cluster_parses() {

@@ -1,0 +1,157 @@
+//! The admin API: cluster status, membership changes, state digests and snapshots, as JSON
+//! under `/admin/` on the **peer port** (which belongs on the cluster's private network, next
+//! to Raft itself; it is never behind the client load balancer and has no Keystone auth).
+//! `placementd cluster …` (`cli.rs`) is its client.
+//!
+//! | method and path              | does                                                   |
+//! |------------------------------|--------------------------------------------------------|
+//! | `GET /admin/status`          | this node's Raft status and the membership             |
+//! | `GET /admin/digest`          | SHA-256 of the state machine (after a read barrier)    |
+//! | `POST /admin/members`        | add `{"id","api_addr","peer_addr"}`: learner → voter   |
+//! | `DELETE /admin/members/{id}` | remove a member                                        |
+//! | `POST /admin/snapshot`       | build a snapshot now (and compact the log)             |
+//!
+//! Any member serves every call; membership changes are forwarded to the leader. Errors are
+//! `{"error": "..."}` with 400 (the request cannot be carried out as asked) or 503 (the
+//! cluster could not do it now: no leader, no quorum, timeout).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use placement_raft::{MembershipChange, NodeId, PeerNode, PlacementNode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The admin paths (shared with the CLI).
+pub mod paths {
+    pub const STATUS: &str = "/admin/status";
+    pub const DIGEST: &str = "/admin/digest";
+    pub const MEMBERS: &str = "/admin/members";
+    pub const SNAPSHOT: &str = "/admin/snapshot";
+}
+
+type Node = Arc<PlacementNode>;
+
+/// The admin routes for `node` (merged into the peer port's router by `main`).
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route(paths::STATUS, get(status))
+        .route(paths::DIGEST, get(digest))
+        .route(paths::MEMBERS, post(add_member))
+        .route(&format!("{}/{{id}}", paths::MEMBERS), delete(remove_member))
+        .route(paths::SNAPSHOT, post(snapshot))
+        .with_state(node)
+}
+
+/// `POST /admin/members` body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewMember {
+    pub id: NodeId,
+    pub api_addr: String,
+    pub peer_addr: String,
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn raft_error(e: placement_raft::Error) -> Response {
+    let status = match e {
+        placement_raft::Error::Refused(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, e)
+}
+
+async fn status(State(node): State<Node>) -> Response {
+    let s = node.status();
+    let role = if s.is_leader {
+        "leader"
+    } else if node.members().iter().any(|m| m.id == s.id && m.voter) {
+        "follower"
+    } else if s.member {
+        "learner"
+    } else {
+        "not a member"
+    };
+    Json(json!({
+        "node_id": s.id,
+        "role": role,
+        "ready": s.ready(),
+        "leader": s.leader,
+        "term": s.term,
+        "last_log_index": s.last_log_index,
+        "committed_index": s.committed_index,
+        "applied_index": s.applied_index,
+        "snapshot_index": s.snapshot_index,
+        "purged_index": s.purged_index,
+        "members": node.members(),
+    }))
+    .into_response()
+}
+
+async fn digest(State(node): State<Node>) -> Response {
+    match node.digest().await {
+        Ok(d) => Json(json!({
+            "node_id": node.id(),
+            "applied_index": d.applied_index,
+            "records": d.records,
+            "sha256": d.sha256,
+        }))
+        .into_response(),
+        Err(e) => raft_error(e),
+    }
+}
+
+async fn add_member(
+    State(node): State<Node>,
+    body: Result<Json<NewMember>, JsonRejection>,
+) -> Response {
+    let Json(new) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if new.id == 0 {
+        return error(StatusCode::BAD_REQUEST, "node ids start at 1");
+    }
+    let change = MembershipChange::Add {
+        id: new.id,
+        node: PeerNode {
+            api_addr: new.api_addr,
+            peer_addr: new.peer_addr,
+        },
+    };
+    match node.change_membership(change).await {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => raft_error(e),
+    }
+}
+
+async fn remove_member(State(node): State<Node>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<NodeId>() else {
+        return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a node id"));
+    };
+    match node
+        .change_membership(MembershipChange::Remove { id })
+        .await
+    {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => raft_error(e),
+    }
+}
+
+async fn snapshot(State(node): State<Node>) -> Response {
+    match node.trigger_snapshot().await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "snapshot": "requested", "node_id": node.id() })),
+        )
+            .into_response(),
+        Err(e) => raft_error(e),
+    }
+}
