@@ -103,6 +103,8 @@ pub struct Node {
     extra_args: Vec<String>,
     /// The peer port of a cluster member (admin API, `placementd cluster --peer`).
     peer_port: Option<u16>,
+    /// Flags a test adds for the next start ([`Node::set_more_args`]).
+    more_args: Vec<String>,
     /// Owns the temp dir: data (`data/`) and the log; removed when the Node is dropped.
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -121,6 +123,7 @@ impl Node {
             node_id: 1,
             extra_args: Vec::new(),
             peer_port: None,
+            more_args: Vec::new(),
             dir,
             child: None,
         };
@@ -204,6 +207,11 @@ impl Node {
         }
     }
 
+    /// Flags added to the fixed ones from the next (re)start on, replacing earlier ones.
+    pub fn set_more_args(&mut self, args: &[&str]) {
+        self.more_args = args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// The peer address (`127.0.0.1:port`) of a cluster member.
     pub fn peer_addr(&self) -> Result<String> {
         self.peer_port
@@ -264,6 +272,7 @@ impl Node {
             .arg("--node-id")
             .arg(self.node_id.to_string())
             .args(&self.extra_args)
+            .args(&self.more_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -378,6 +387,7 @@ impl Cluster {
                 port: *api,
                 node_id: i as u64 + 1,
                 peer_port: Some(*peer),
+                more_args: Vec::new(),
                 extra_args: [
                     "--peer-listen".to_string(),
                     format!("127.0.0.1:{peer}"),
@@ -414,6 +424,7 @@ impl Cluster {
             port: api,
             node_id,
             peer_port: Some(peer),
+            more_args: Vec::new(),
             extra_args: [
                 "--peer-listen".to_string(),
                 format!("127.0.0.1:{peer}"),

@@ -490,3 +490,35 @@ async fn sigterm_on_the_leader_hands_leadership_over() -> Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stale_reads_are_served_without_a_majority_linearizable_ones_are_not() -> Result<()> {
+    let mut cluster = Cluster::start(3).await?;
+    let leader = cluster.leader(LEADER_TIMEOUT).await?;
+    let rp = cluster.nodes[leader]
+        .client()?
+        .create_provider("seen")
+        .await?;
+    let path = format!("/resource_providers/{rp}");
+    let f = followers(leader, 3);
+    let (survivor, other) = (f[0], f[1]);
+
+    // A linearizable read needs the leader to confirm with a quorum: a minority answers 503.
+    cluster.nodes[leader].kill9()?;
+    cluster.nodes[other].kill9()?;
+    let r = cluster.nodes[survivor].client()?.get(&path).await?;
+    assert_eq!(r.status, 503, "linearizable read on a minority: {}", r.text);
+
+    // Majority back; the survivor restarts with stale reads; the majority goes away again.
+    cluster.nodes[leader].respawn()?;
+    cluster.nodes[other].respawn()?;
+    cluster.nodes[leader].wait_ready().await?;
+    cluster.nodes[other].wait_ready().await?;
+    cluster.nodes[survivor].set_more_args(&["--read-consistency", "stale"]);
+    cluster.nodes[survivor].restart().await?;
+    cluster.nodes[leader].kill9()?;
+    cluster.nodes[other].kill9()?;
+    let r = cluster.nodes[survivor].client()?.get(&path).await?;
+    assert_eq!(r.status, 200, "stale read on a minority: {}", r.text);
+    Ok(())
+}

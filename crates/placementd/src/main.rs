@@ -124,6 +124,14 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
 
+    /// `linearizable` (default): every read first confirms with the leader that it sees every
+    /// write acknowledged before it (ReadIndex), on any node. `stale`: reads answer from what
+    /// this node has applied, without that round trip; a follower may briefly miss a write
+    /// acknowledged by another node. Writes are linearizable either way.
+    #[arg(long, env = "PLACEMENTD_READ_CONSISTENCY", value_enum,
+          default_value_t = ReadConsistency::Linearizable)]
+    read_consistency: ReadConsistency,
+
     /// How Placement's policy rules are enforced: `legacy` (the deprecated defaults: admin
     /// only), `secure-rbac` (the new defaults: admin, service, project reader) or `open`
     /// (every rule but admin_api allows anyone; for tests only).
@@ -146,6 +154,13 @@ struct Args {
         value_delimiter = ','
     )]
     cors_allow_headers: Vec<String>,
+}
+
+/// `--read-consistency` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReadConsistency {
+    Linearizable,
+    Stale,
 }
 
 /// `--initial-cluster-state` values (etcd's).
@@ -348,7 +363,10 @@ async fn run(args: Args) -> Result<(), String> {
     }
 
     let app = health::router(node.clone()).merge(placement_api::router(
-        Arc::new(RaftBackend(node.clone())),
+        Arc::new(RaftBackend {
+            node: node.clone(),
+            stale_reads: args.read_consistency == ReadConsistency::Stale,
+        }),
         api_config,
     ));
     tracing::info!(listen = %api_addr, "serving the Placement API");
