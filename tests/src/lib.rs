@@ -140,6 +140,50 @@ impl Node {
         Err(last_err.unwrap_or_else(|| "placementd did not start".into()))
     }
 
+    /// Restores `backup` with the real CLI (`placementd restore`) into a fresh data dir as
+    /// node `node_id`, then starts that node alone (with a peer port, so members can be added)
+    /// and waits until it is ready.
+    pub async fn from_backup(backup: &Path, node_id: u64) -> Result<Node> {
+        let bin = placementd_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("placementd-restored-")
+            .tempdir()?;
+        let (api, peer) = (free_port()?, free_port()?);
+        let mut node = Node {
+            bin,
+            port: api,
+            node_id,
+            extra_args: vec!["--peer-listen".to_string(), format!("127.0.0.1:{peer}")],
+            peer_port: Some(peer),
+            more_args: Vec::new(),
+            dir,
+            child: None,
+        };
+        let out = Command::new(&node.bin)
+            .arg("restore")
+            .arg("--backup")
+            .arg(backup)
+            .arg("--data-dir")
+            .arg(node.data_dir())
+            .arg("--node-id")
+            .arg(node_id.to_string())
+            .arg("--api-addr")
+            .arg(format!("127.0.0.1:{api}"))
+            .arg("--peer-addr")
+            .arg(format!("127.0.0.1:{peer}"))
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "placementd restore failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        node.spawn_and_wait().await?;
+        Ok(node)
+    }
+
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -407,6 +451,11 @@ impl Cluster {
             node.wait_ready().await?;
         }
         Ok(Cluster { nodes })
+    }
+
+    /// A cluster grown from one running node (e.g. [`Node::from_backup`]).
+    pub fn from_node(node: Node) -> Cluster {
+        Cluster { nodes: vec![node] }
     }
 
     /// Starts one more node, fresh, with `--initial-cluster-state existing` (and `extra`

@@ -51,11 +51,12 @@ pub use network::{
     PeerNetwork, TransportError, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
 };
 pub use node::{
-    NodeConfig, NodeStatus, PlacementNode, StateDigest, HANDOVER_TIMEOUT, MEMBERSHIP_TIMEOUT,
-    READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT, RETRY_BACKOFF, STARTUP_TIMEOUT, WRITE_TIMEOUT,
+    NodeConfig, NodeStatus, PlacementNode, StateDigest, BACKUP_SNAPSHOT_TIMEOUT, HANDOVER_TIMEOUT,
+    MEMBERSHIP_TIMEOUT, READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT, RETRY_BACKOFF, STARTUP_TIMEOUT,
+    WRITE_TIMEOUT,
 };
 pub use peer::{peer_router, MAX_PEER_BODY};
-pub use placement_storage::{NodeId, PeerNode, TypeConfig};
+pub use placement_storage::{restore, NodeId, PeerNode, Restored, TypeConfig};
 
 /// Why the node could not serve a write or a read (domain rejections are not errors here:
 /// they come back inside [`placement_types::ApplyResult`]).

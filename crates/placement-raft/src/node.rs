@@ -69,6 +69,9 @@ pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// (a snapshot install of a large state included) before it becomes a voter.
 pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a backup may wait for a fresh snapshot to be built.
+pub const BACKUP_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A member is ready (`/readyz`) when its applied index trails its committed index by at
 /// most this many entries.
 pub const READY_MAX_APPLY_LAG: u64 = 1_000;
@@ -743,6 +746,32 @@ impl PlacementNode {
             records,
             sha256,
         })
+    }
+
+    /// A snapshot for a backup that covers every write acknowledged before the call: after a
+    /// read barrier, builds a new snapshot if the current one is older than what this node
+    /// has applied, and returns the current one. Its file stays readable while open, even if
+    /// a newer snapshot replaces it meanwhile.
+    pub async fn backup_snapshot(&self) -> Result<placement_storage::Snapshot, Error> {
+        self.read_barrier().await?;
+        let status = self.status();
+        let applied = status.applied_index;
+        if status.snapshot_index < applied {
+            self.trigger_snapshot().await?;
+            self.raft
+                .wait(Some(BACKUP_SNAPSHOT_TIMEOUT))
+                .metrics(
+                    |m| m.snapshot.as_ref().map(|id| id.index) >= applied,
+                    "snapshot for a backup",
+                )
+                .await
+                .map_err(|e| Error::Timeout(format!("snapshot for a backup: {e}")))?;
+        }
+        self.raft
+            .get_snapshot()
+            .await
+            .map_err(|e| Error::Raft(format!("reading the current snapshot: {e}")))?
+            .ok_or_else(|| Error::Raft("no snapshot was built".into()))
     }
 
     /// If this node leads, hands leadership to the most up-to-date other voter and waits (up

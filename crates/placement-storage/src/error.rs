@@ -51,6 +51,10 @@ pub enum Error {
     #[error("column family {0} missing")]
     MissingColumnFamily(&'static str),
 
+    /// A backup cannot be restored as asked (the target is not empty, the backup is empty).
+    #[error("restore: {0}")]
+    Restore(String),
+
     /// A blocking storage task was cancelled or panicked.
     #[error("storage task failed: {0}")]
     Task(String),

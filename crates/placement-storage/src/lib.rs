@@ -24,7 +24,9 @@
 //! The openraft type configuration ([`TypeConfig`]) is declared here because these storage
 //! types implement openraft's traits for that one configuration; `placement-raft` re-exports
 //! it. The state machine also remembers recent request ids and their outcomes (`dedup.rs`), so
-//! a write forwarded twice across a leader change is applied once. Left out: the peer
+//! a write forwarded twice across a leader change is applied once. A backup (a snapshot
+//! file) is restored into an empty data directory as the first member of a new cluster
+//! (`restore.rs`). Left out: the peer
 //! transport for snapshots (placement-raft) and streaming installs for states larger than
 //! memory.
 
@@ -32,6 +34,7 @@ mod dedup;
 mod error;
 mod keys;
 mod log_store;
+mod restore;
 mod snapshot;
 mod state_machine;
 mod store;
@@ -43,6 +46,7 @@ mod tests;
 pub use dedup::DEDUP_WINDOW_ENTRIES;
 pub use error::{Error, Result};
 pub use log_store::LogStore;
+pub use restore::{restore, Restored};
 pub use snapshot::{SnapshotFile, SNAPSHOT_FORMAT};
 pub use state_machine::{SnapshotBuilder, StateMachine};
 pub use store::Store;

@@ -136,6 +136,16 @@ impl Store {
         })
     }
 
+    /// The shared database handle.
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// The snapshot directory.
+    pub(crate) fn snapshots(&self) -> &SnapshotDir {
+        &self.snapshots
+    }
+
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use futures::stream;
 use openraft::entry::RaftEntry;
-use openraft::storage::{RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::{RaftLogReader, RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::StorageError;
@@ -513,4 +513,60 @@ fn second_open_of_the_same_directory_fails_cleanly() {
         matches!(second, Err(crate::Error::Open { .. })),
         "{second:?}"
     );
+}
+
+#[tokio::test]
+async fn a_backup_restores_into_an_empty_directory_as_a_one_node_cluster() {
+    let leader_dir = TempDir::new().expect("tempdir");
+    let (_leader_store, mut leader) = open(&leader_dir);
+    apply_all(&mut leader, history()).await;
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+    let backup = snapshot.snapshot.path().to_path_buf();
+    let leader_records = records(&leader.state().read().expect("lock"));
+
+    let me = PeerNode {
+        api_addr: "127.0.0.1:1".into(),
+        peer_addr: "127.0.0.1:2".into(),
+    };
+    let target = TempDir::new().expect("tempdir");
+    let restored = crate::restore(target.path(), 7, me.clone(), &backup).expect("restore");
+    assert_eq!(restored.last_log_id, log_id(8));
+
+    let store = Store::open(target.path()).expect("open");
+    assert_eq!(store.node_id().expect("node id"), Some(7));
+    let mut sm = store.state_machine().expect("state machine");
+    assert_eq!(records(&sm.state().read().expect("lock")), leader_records);
+    let (applied, membership) = sm.applied_state().await.expect("applied");
+    assert_eq!(applied, Some(log_id(8)));
+    assert_eq!(
+        membership.membership().voter_ids().collect::<Vec<_>>(),
+        vec![7]
+    );
+    assert_eq!(membership.membership().get_node(&7), Some(&me));
+    let current = sm
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("some");
+    assert_eq!(current.meta.last_log_id, Some(log_id(8)));
+    assert_eq!(current.meta.last_membership, membership);
+
+    let mut log = store.log_store();
+    let state = log.get_log_state().await.expect("log state");
+    assert_eq!(state.last_purged_log_id, Some(log_id(8)));
+    assert_eq!(state.last_log_id, Some(log_id(8)));
+    let vote = log.read_vote().await.expect("vote").expect("some");
+    assert!(vote.is_committed());
+    drop(sm);
+    drop(log);
+    drop(store);
+
+    // Never into a directory that holds anything.
+    let again = crate::restore(target.path(), 7, me, &backup);
+    assert!(matches!(again, Err(crate::Error::Restore(_))), "{again:?}");
 }

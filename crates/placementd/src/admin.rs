@@ -10,6 +10,11 @@
 //! | `POST /admin/members`        | add `{"id","api_addr","peer_addr"}`: learner → voter   |
 //! | `DELETE /admin/members/{id}` | remove a member                                        |
 //! | `POST /admin/snapshot`       | build a snapshot now (and compact the log)             |
+//! | `GET /admin/backup`          | a snapshot covering every acknowledged write, streamed |
+//!
+//! A backup is a snapshot file (checksummed; `x-placementd-backup-index` names the log index
+//! it covers); `placementd restore` turns it into the data directory of a new cluster's first
+//! member.
 //!
 //! Any member serves every call; membership changes are forwarded to the leader. Errors are
 //! `{"error": "..."}` with 400 (the request cannot be carried out as asked) or 503 (the
@@ -26,6 +31,7 @@ use axum::{Json, Router};
 use placement_raft::{MembershipChange, NodeId, PeerNode, PlacementNode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// The admin paths (shared with the CLI).
 pub mod paths {
@@ -33,7 +39,13 @@ pub mod paths {
     pub const DIGEST: &str = "/admin/digest";
     pub const MEMBERS: &str = "/admin/members";
     pub const SNAPSHOT: &str = "/admin/snapshot";
+    pub const BACKUP: &str = "/admin/backup";
+    /// Response header of a backup: the log index it covers.
+    pub const BACKUP_INDEX_HEADER: &str = "x-placementd-backup-index";
 }
+
+/// Bytes per body chunk of a streamed backup.
+const BACKUP_CHUNK: usize = 256 << 10;
 
 type Node = Arc<PlacementNode>;
 
@@ -45,6 +57,7 @@ pub fn router(node: Node) -> Router {
         .route(paths::MEMBERS, post(add_member))
         .route(&format!("{}/{{id}}", paths::MEMBERS), delete(remove_member))
         .route(paths::SNAPSHOT, post(snapshot))
+        .route(paths::BACKUP, get(backup))
         .with_state(node)
 }
 
@@ -154,4 +167,45 @@ async fn snapshot(State(node): State<Node>) -> Response {
             .into_response(),
         Err(e) => raft_error(e),
     }
+}
+
+async fn backup(State(node): State<Node>) -> Response {
+    let snapshot = match node.backup_snapshot().await {
+        Ok(s) => s,
+        Err(e) => return raft_error(e),
+    };
+    let index = snapshot
+        .meta
+        .last_log_id
+        .as_ref()
+        .map(|id| id.index.to_string())
+        .unwrap_or_default();
+    let mut file = tokio::fs::File::from_std(snapshot.snapshot.into_file());
+    if let Err(e) = file.rewind().await {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("snapshot file: {e}"),
+        );
+    }
+    // The file in chunks, read as the connection drains them.
+    let chunks = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; BACKUP_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    (
+        [
+            ("content-type", "application/octet-stream".to_string()),
+            (paths::BACKUP_INDEX_HEADER, index),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
 }

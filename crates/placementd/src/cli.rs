@@ -8,8 +8,11 @@
 //! placementd cluster --peer 10.0.0.1:8779 remove 2
 //! placementd cluster --peer 10.0.0.1:8779 digest
 //! placementd cluster --peer 10.0.0.1:8779 snapshot
+//! placementd cluster --peer 10.0.0.1:8779 backup /backups/placement-2026-11-27.snap
+//! placementd restore --backup FILE --data-dir DIR --node-id 10 --api-addr A --peer-addr P
 //! ```
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -53,6 +56,32 @@ enum ClusterCommand {
     },
     /// Build a snapshot on the member now (and compact its log).
     Snapshot,
+    /// Download a backup: a snapshot covering every write acknowledged before the call,
+    /// written to FILE (atomically: a partial download never has FILE's name).
+    Backup {
+        /// Where to write the backup.
+        file: PathBuf,
+    },
+}
+
+/// Restore a backup into an empty data directory, as the first member of a new cluster.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup (a snapshot file from `placementd cluster backup`).
+    #[arg(long)]
+    backup: PathBuf,
+    /// The new node's data directory (must not exist or be empty).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The new node's id (a new id: never one of the old cluster's, if it still runs).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    node_id: NodeId,
+    /// The new node's client API address, as others will reach it (`host:port`).
+    #[arg(long)]
+    api_addr: String,
+    /// The new node's peer address (`host:port`); start it with this `--peer-listen`.
+    #[arg(long)]
+    peer_addr: String,
 }
 
 /// How long the CLI waits for an answer: adding a node waits for it to catch up, which a
@@ -68,7 +97,11 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let url = |path: &str| format!("http://{}{path}", args.peer);
+    if let ClusterCommand::Backup { file } = &args.command {
+        return backup(&http, &url(paths::BACKUP), file).await;
+    }
     let request = match args.command {
+        ClusterCommand::Backup { .. } => unreachable!("handled above"),
         ClusterCommand::Status => http.get(url(paths::STATUS)),
         ClusterCommand::Digest => http.get(url(paths::DIGEST)),
         ClusterCommand::Snapshot => http.post(url(paths::SNAPSHOT)),
@@ -98,5 +131,78 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
     }
     let pretty = serde_json::to_string_pretty(&body).map_err(|e| format!("output: {e}"))?;
     println!("{pretty}");
+    Ok(())
+}
+
+/// Streams a backup to `file` (through `file.partial`, fsynced, then renamed).
+async fn backup(http: &reqwest::Client, url: &str, file: &std::path::Path) -> Result<(), String> {
+    use std::io::Write;
+    let mut response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the admin API at {url}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = body["error"].as_str().unwrap_or("no error message");
+        return Err(format!("{status}: {message}"));
+    }
+    let index = response
+        .headers()
+        .get(paths::BACKUP_INDEX_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let partial = file.with_extension("partial");
+    let mut out =
+        std::fs::File::create(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("backup download: {e}"))?
+    {
+        out.write_all(&chunk)
+            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        bytes += chunk.len() as u64;
+    }
+    out.sync_all()
+        .map_err(|e| format!("{}: {e}", partial.display()))?;
+    std::fs::rename(&partial, file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let report = serde_json::json!({
+        "file": file.display().to_string(),
+        "bytes": bytes,
+        "last_log_index": index,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// Runs `placementd restore`.
+pub async fn restore(args: RestoreArgs) -> Result<(), String> {
+    let me = placement_raft::PeerNode {
+        api_addr: args.api_addr,
+        peer_addr: args.peer_addr,
+    };
+    let (data_dir, backup, node_id) = (args.data_dir.clone(), args.backup.clone(), args.node_id);
+    let restored = tokio::task::spawn_blocking(move || {
+        placement_raft::restore(&data_dir, node_id, me, &backup)
+    })
+    .await
+    .map_err(|e| format!("restore task: {e}"))?
+    .map_err(|e| e.to_string())?;
+    let report = serde_json::json!({
+        "data_dir": args.data_dir.display().to_string(),
+        "node_id": args.node_id,
+        "last_log_index": restored.last_log_id.index,
+        "records": restored.records,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    );
     Ok(())
 }

@@ -79,6 +79,10 @@ enum Command {
     /// Administer a running cluster through a member's peer port (status, add and remove
     /// members, state digest, snapshot).
     Cluster(cli::ClusterArgs),
+    /// Restore a backup (`placementd cluster backup`) into an empty data directory, as the
+    /// first member of a new cluster; then start that node with the same id and addresses
+    /// and add members with `placementd cluster add`.
+    Restore(cli::RestoreArgs),
 }
 
 /// The flags of a running node.
@@ -249,11 +253,16 @@ fn init_tracing() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Cluster(args)) = cli.command {
-        return match cli::run(args).await {
+    let (name, done) = match cli.command {
+        Some(Command::Cluster(args)) => ("cluster", cli::run(args).await),
+        Some(Command::Restore(args)) => ("restore", cli::restore(args).await),
+        None => ("", Ok(())),
+    };
+    if !name.is_empty() {
+        return match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
-                eprintln!("placementd cluster: {message}");
+                eprintln!("placementd {name}: {message}");
                 ExitCode::FAILURE
             }
         };
