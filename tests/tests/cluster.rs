@@ -15,6 +15,8 @@
 //!    same state digest.
 //! 5. SIGTERM of the leader hands leadership over before the process exits: another node
 //!    leads within an election timeout and takes writes.
+//! 6. Minority behaviour: a linearizable read on a minority node is a 503, a stale one a 200;
+//!    a leader that lost its followers turns `/readyz` 503 (leaves the rotation).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,6 +36,8 @@ const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
 const LOAD_AFTER_RECOVERY: Duration = Duration::from_millis(1_500);
 /// "A few election timeouts" (each is 1-2 s): the longest a failover may stop writes.
 const FAILOVER_BUDGET: Duration = Duration::from_secs(8);
+/// How long a removed or isolated node may keep reporting itself ready.
+const REMOVAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound of the whole load phase.
 const LOAD_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -417,6 +421,20 @@ async fn a_fourth_node_joins_online_then_the_leader_is_removed() -> Result<()> {
     let old_leader_id = cluster.nodes[leader].node_id();
     let removed = cluster.nodes[new].admin(&["remove", &old_leader_id.to_string()])?;
     assert_eq!(removed["changed"], Value::Bool(true), "{removed}");
+    // The removed node steps down and leaves the load balancer's rotation while it still
+    // runs; the others elect a leader among themselves.
+    let deadline = Instant::now() + REMOVAL_TIMEOUT;
+    loop {
+        let ready = Cluster::readyz(&cluster.nodes[leader]).await;
+        if ready["ready"] == Value::Bool(false) && ready["is_leader"] == Value::Bool(false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "removed node still ready: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     cluster.nodes[leader].terminate(Duration::from_secs(15))?;
     let remaining: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != leader).collect();
     let next = cluster.leader(LEADER_TIMEOUT).await?;
@@ -520,5 +538,33 @@ async fn stale_reads_are_served_without_a_majority_linearizable_ones_are_not() -
     cluster.nodes[other].kill9()?;
     let r = cluster.nodes[survivor].client()?.get(&path).await?;
     assert_eq!(r.status, 200, "stale read on a minority: {}", r.text);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_isolated_leader_leaves_the_rotation() -> Result<()> {
+    let mut cluster = Cluster::start(3).await?;
+    let leader = cluster.leader(LEADER_TIMEOUT).await?;
+    for f in followers(leader, 3) {
+        cluster.nodes[f].kill9()?;
+    }
+    // It cannot commit or confirm a read any more: /readyz must say so, as it does on an
+    // isolated follower once its election timeout passes.
+    let started = Instant::now();
+    loop {
+        let ready = Cluster::readyz(&cluster.nodes[leader]).await;
+        if ready["ready"] == Value::Bool(false) {
+            eprintln!(
+                "isolated leader unready after {:?}: {ready}",
+                started.elapsed()
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < REMOVAL_TIMEOUT,
+            "isolated leader still ready: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }

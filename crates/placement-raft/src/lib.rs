@@ -52,8 +52,8 @@ pub use network::{
 };
 pub use node::{
     NodeConfig, NodeStatus, PlacementNode, StateDigest, BACKUP_SNAPSHOT_TIMEOUT, HANDOVER_TIMEOUT,
-    MEMBERSHIP_TIMEOUT, READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT, RETRY_BACKOFF, STARTUP_TIMEOUT,
-    WRITE_TIMEOUT,
+    LEADER_CONTACT_TIMEOUT, MEMBERSHIP_TIMEOUT, READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT,
+    RETRY_BACKOFF, STARTUP_TIMEOUT, WRITE_TIMEOUT,
 };
 pub use peer::{peer_router, MAX_PEER_BODY};
 pub use placement_storage::{restore, NodeId, PeerNode, Restored, TypeConfig};

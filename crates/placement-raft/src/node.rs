@@ -39,7 +39,7 @@ use placement_core::State;
 use placement_storage::{NodeId, PeerNode, StateMachine, Store, TypeConfig};
 use placement_types::{ApplyResult, LogPayload, Request};
 
-use crate::config::{raft_config_with, SNAPSHOT_EVERY_ENTRIES};
+use crate::config::{raft_config_with, ELECTION_TIMEOUT_MAX_MS, SNAPSHOT_EVERY_ENTRIES};
 use crate::network::{
     Member, MembershipChange, MembershipOutcome, PeerClient, PeerError, PeerNetwork, TransportError,
 };
@@ -71,6 +71,10 @@ pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a backup may wait for a fresh snapshot to be built.
 pub const BACKUP_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A leader that no quorum has acknowledged for this long is reported unready: by then the
+/// followers it lost have waited out their election timeout and may have elected another.
+pub const LEADER_CONTACT_TIMEOUT: Duration = Duration::from_millis(ELECTION_TIMEOUT_MAX_MS);
 
 /// A member is ready (`/readyz`) when its applied index trails its committed index by at
 /// most this many entries.
@@ -157,19 +161,36 @@ pub struct NodeStatus {
     pub purged_index: Option<u64>,
     /// The node is a voter or learner of the current membership.
     pub member: bool,
+    /// Voters in the current membership.
+    pub voters: usize,
+    /// On a leader: time since a quorum last acknowledged it (`None` on a follower, or before
+    /// the first acknowledgement).
+    pub quorum_ack_age: Option<Duration>,
     /// The node has stopped (shutdown or a storage failure).
     pub stopped: bool,
 }
 
 impl NodeStatus {
     /// Ready for client traffic: a running member that knows a leader and has applied close
-    /// to what it knows is committed.
+    /// to what it knows is committed; and, on the leader of a multi-voter cluster, one a
+    /// quorum acknowledged within [`LEADER_CONTACT_TIMEOUT`] (an isolated leader cannot
+    /// commit or confirm a read, so it must leave the load balancer's rotation like the
+    /// isolated followers do once their election timeout passes).
     pub fn ready(&self) -> bool {
         let lag = self
             .committed_index
             .unwrap_or(0)
             .saturating_sub(self.applied_index.unwrap_or(0));
-        !self.stopped && self.member && self.leader.is_some() && lag <= READY_MAX_APPLY_LAG
+        let in_touch = !self.is_leader
+            || self.voters <= 1
+            || self
+                .quorum_ack_age
+                .is_some_and(|age| age <= LEADER_CONTACT_TIMEOUT);
+        !self.stopped
+            && self.member
+            && self.leader.is_some()
+            && lag <= READY_MAX_APPLY_LAG
+            && in_touch
     }
 }
 
@@ -556,6 +577,11 @@ impl PlacementNode {
                 .membership()
                 .get_node(&self.id)
                 .is_some(),
+            voters: m.membership_config.membership().voter_ids().count(),
+            quorum_ack_age: m
+                .last_quorum_acked
+                .as_ref()
+                .map(|at| openraft::Instant::elapsed(&**at)),
             stopped: m.running_state.is_err() || m.state == ServerState::Shutdown,
         }
     }

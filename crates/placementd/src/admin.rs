@@ -103,6 +103,7 @@ async fn status(State(node): State<Node>) -> Response {
         "applied_index": s.applied_index,
         "snapshot_index": s.snapshot_index,
         "purged_index": s.purged_index,
+        "quorum_ack_ms": s.quorum_ack_age.map(|age| age.as_millis() as u64),
         "members": node.members(),
     }))
     .into_response()

@@ -2,8 +2,9 @@
 //!
 //! - `GET /healthz` → 200 while the process serves HTTP (liveness: restart it if this fails).
 //! - `GET /readyz` → 200 when the node is a member of the cluster, knows a leader and has
-//!   applied within [`placement_raft::READY_MAX_APPLY_LAG`] entries of its commit index;
-//!   503 otherwise (take it out of rotation). Both bodies are a small JSON status so an
+//!   applied within [`placement_raft::READY_MAX_APPLY_LAG`] entries of its commit index —
+//!   and, on a leader, was acknowledged by a quorum within
+//!   [`placement_raft::LEADER_CONTACT_TIMEOUT`]; 503 otherwise (take it out of rotation). Both bodies are a small JSON status so an
 //!   operator can see why.
 //!
 //! They bypass Placement's auth, microversion and policy pipeline: a load balancer has no
@@ -36,6 +37,7 @@ async fn readyz(node: Arc<PlacementNode>) -> Response {
         "term": s.term,
         "committed_index": s.committed_index,
         "applied_index": s.applied_index,
+        "quorum_ack_ms": s.quorum_ack_age.map(|age| age.as_millis() as u64),
     });
     let status = if ready {
         StatusCode::OK
