@@ -48,7 +48,8 @@ pub use config::{
 };
 pub use network::{
     Member, MembershipChange, MembershipOutcome, PeerClient, PeerConnection, PeerError,
-    PeerNetwork, TransportError, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
+    PeerNetwork, TransportError, APPEND_TIMEOUT, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT,
+    SNAPSHOT_CHUNK,
 };
 pub use node::{
     NodeConfig, NodeStatus, PlacementNode, StateDigest, BACKUP_SNAPSHOT_TIMEOUT, HANDOVER_TIMEOUT,

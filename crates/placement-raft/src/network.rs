@@ -65,6 +65,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Idle keep-alive connections are closed after this long.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The least time an AppendEntries call (heartbeats included) is given before it is failed:
+/// the minimum election timeout. A follower that answers slower than that would have started
+/// an election anyway; one that is merely busy should not be treated as unreachable.
+pub const APPEND_TIMEOUT: Duration = Duration::from_millis(crate::ELECTION_TIMEOUT_MIN_MS);
+
 /// Bytes per body chunk when streaming a snapshot file.
 pub const SNAPSHOT_CHUNK: usize = 256 << 10;
 
@@ -353,14 +358,14 @@ impl PeerConnection {
         &self,
         path: &str,
         rpc: &Req,
-        option: &RPCOption,
+        timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         if let Some(u) = self.no_address() {
             return Err(RPCError::Unreachable(u));
         }
         let answer: Result<Resp, String> = self
             .client
-            .call(&self.addr, path, rpc, option.hard_ttl())
+            .call(&self.addr, path, rpc, timeout)
             .await
             .map_err(|e| self.rpc_error(e))?;
         // The peer's Raft refused to serve (it is shutting down): back off.
@@ -381,7 +386,13 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.raft_call(paths::APPEND, &rpc, &option).await
+        // openraft gives appends the heartbeat interval (100 ms) as their TTL and does not
+        // enforce it itself. A busy follower (fsync, a saturated CPU) can take longer than that
+        // and is not dead; failing the call would only make the leader back off and send the
+        // same entries again later (the benchmark saw ~0.8 s stalls). A dead follower refuses
+        // the connection at once or hits this longer timeout.
+        self.raft_call(paths::APPEND, &rpc, option.hard_ttl().max(APPEND_TIMEOUT))
+            .await
     }
 
     async fn vote(
@@ -389,7 +400,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.raft_call(paths::VOTE, &rpc, &option).await
+        self.raft_call(paths::VOTE, &rpc, option.hard_ttl()).await
     }
 
     async fn pre_vote(
@@ -397,7 +408,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.raft_call(paths::PRE_VOTE, &rpc, &option).await
+        self.raft_call(paths::PRE_VOTE, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn transfer_leader(
@@ -405,7 +417,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.raft_call(paths::TRANSFER_LEADER, &req, &option).await
+        self.raft_call(paths::TRANSFER_LEADER, &req, option.hard_ttl())
+            .await
     }
 
     async fn full_snapshot(
