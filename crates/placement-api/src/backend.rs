@@ -43,6 +43,14 @@ impl LocalBackend {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A backend over a state built elsewhere (benchmarks and tests that load a whole
+    /// deployment without going through the API).
+    pub fn from_state(state: State) -> Self {
+        LocalBackend {
+            state: Arc::new(RwLock::new(state)),
+        }
+    }
 }
 
 impl Backend for LocalBackend {
