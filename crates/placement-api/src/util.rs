@@ -22,6 +22,7 @@ use http::request::Parts;
 use http::StatusCode;
 use placement_core::State;
 use placement_types::{Command, Outcome, Request, Timestamp};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::backend::Backend;
@@ -69,14 +70,27 @@ pub fn http_date(ts: Timestamp) -> String {
 }
 
 /// A JSON response; with `last_modified` and microversion ≥ 1.15 it also carries
-/// `last-modified` and `cache-control: no-cache`.
-pub fn json_response(
+/// `last-modified` and `cache-control: no-cache`. The body is any `Serialize` (usually a
+/// `Value`; hot paths serialize typed views instead), written compactly as
+/// `Value::to_string` would.
+pub fn json_response<T: Serialize + ?Sized>(
     ctx: &Ctx,
     status: StatusCode,
-    body: &Value,
+    body: &T,
     last_modified: Option<Timestamp>,
 ) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+    let bytes = match serde_json::to_vec(body) {
+        Ok(b) => b,
+        // Only a map with non-string keys could fail; none of the bodies has one.
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("response not serializable: {e}"),
+            )
+            .into_response()
+        }
+    };
+    let mut resp = (status, bytes).into_response();
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(ts) = last_modified {
