@@ -250,6 +250,21 @@ impl State {
         self.aggregate_members.get(aggregate).into_iter().flatten()
     }
 
+    /// The members of an aggregate whose root lies in `first..=last` (nothing when `first >
+    /// last`), ordered by root then provider: a range of the index, not a scan.
+    pub fn aggregate_members_with_roots(
+        &self,
+        aggregate: &Uuid,
+        first: Uuid,
+        last: Uuid,
+    ) -> impl Iterator<Item = &(Uuid, Uuid)> {
+        self.aggregate_members
+            .get(aggregate)
+            .filter(|_| first <= last)
+            .into_iter()
+            .flat_map(move |set| set.range((first, Uuid::nil())..=(last, Uuid::max())))
+    }
+
     /// A provider and all its descendants, parents before children.
     pub fn subtree(&self, uuid: &Uuid) -> Vec<Uuid> {
         let mut out = vec![*uuid];
@@ -415,6 +430,32 @@ mod tests {
         assert_eq!(members(&s, 100), Vec::<(u128, u128)>::new());
         assert!(!s.aggregate_members.contains_key(&Uuid::from_u128(102)));
         assert_eq!(rebuilt(&s).aggregate_members, s.aggregate_members);
+    }
+
+    #[test]
+    fn aggregate_members_by_root_range() {
+        let mut s = State::new();
+        let change = |p: ResourceProvider| Change::Provider(p.uuid, Some(p));
+        s.commit(&[
+            change(rp_in(1, None, &[], &[100])),
+            change(rp_in(2, None, &[], &[100])),
+            change(rp_in(5, Some(2), &[], &[100])),
+            change(rp_in(3, None, &[], &[100])),
+            change(rp_in(4, None, &[], &[101])),
+        ]);
+        let within = |first: u128, last: u128| -> Vec<(u128, u128)> {
+            s.aggregate_members_with_roots(
+                &Uuid::from_u128(100),
+                Uuid::from_u128(first),
+                Uuid::from_u128(last),
+            )
+            .map(|(r, p)| (r.as_u128(), p.as_u128()))
+            .collect()
+        };
+        assert_eq!(within(2, 3), vec![(2, 2), (2, 5), (3, 3)]);
+        assert_eq!(within(0, 9), members(&s, 100));
+        assert_eq!(within(4, 9), Vec::<(u128, u128)>::new());
+        assert_eq!(within(3, 2), Vec::<(u128, u128)>::new());
     }
 
     fn with_trait(s: &State, t: &str) -> Vec<u128> {

@@ -18,6 +18,8 @@
 //! the whole answer is empty. A group's result is kept per anchor ([`Matches`]); its group
 //! requests are built when the merge reaches the anchor.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use placement_types::{ResourceProvider, Uuid};
@@ -144,54 +146,84 @@ impl Matches {
 pub(super) enum Scope<'w> {
     /// Every tree.
     All,
-    /// Only these roots (sorted, unique): their trees' providers and every sharing provider
-    /// are scanned, and only (anchor, provider) pairs anchored in them are kept. A group's
-    /// matches for an anchor in the window equal its matches for that anchor over `All`.
-    Roots(&'w [Uuid]),
+    /// Only a window's trees: their providers and every sharing provider are scanned, and
+    /// only (anchor, provider) pairs anchored in them are kept. A group's matches for an
+    /// anchor in the window equal its matches for that anchor over `All`.
+    Window(&'w Window<'w>),
 }
 
-impl Scope<'_> {
+/// Consecutive roots in uuid order, and the providers a pass over them scans; built once
+/// per window and shared by every group.
+pub(super) struct Window<'a> {
+    /// Sorted, unique.
+    pub roots: Vec<Uuid>,
+    /// The roots' trees and every sharing provider, in uuid order, unique.
+    providers: Vec<&'a ResourceProvider>,
+}
+
+impl<'a> Window<'a> {
+    /// The next `size` roots after `after` (from the first with `None`); `None` when there
+    /// are no more.
+    pub fn after(ctx: &WideContext<'a>, after: Option<&Uuid>, size: usize) -> Option<Self> {
+        let state = ctx.state;
+        let mut roots = Vec::with_capacity(size.min(state.provider_count()));
+        // Providers in the window's uuid range, in order: its roots, and providers of other
+        // trees (dropped below, once the roots are known).
+        let mut providers: Vec<&'a ResourceProvider> = Vec::new();
+        for p in state.providers_after(after) {
+            if p.parent.is_none() {
+                if roots.len() == size {
+                    break;
+                }
+                roots.push(p.uuid);
+            }
+            providers.push(p);
+        }
+        if roots.is_empty() {
+            return None;
+        }
+        providers.retain(|p| p.parent.is_none() || roots.binary_search(&p.root).is_ok());
+        // Descendants outside the range, and sharing providers: a few extra runs, so the
+        // stable sort below is about a merge.
+        let in_range = providers.len();
+        if ctx.has_trees {
+            for r in &roots {
+                if state.children(r).next().is_some() {
+                    providers.extend(
+                        state
+                            .subtree(r)
+                            .iter()
+                            .skip(1)
+                            .filter_map(|u| state.provider(u)),
+                    );
+                }
+            }
+        }
+        providers.extend(ctx.sharing.iter().filter_map(|u| state.provider(u)));
+        if providers.len() > in_range {
+            providers.sort_by_key(|p| p.uuid);
+            providers.dedup_by_key(|p| p.uuid);
+        }
+        Some(Window { roots, providers })
+    }
+}
+
+impl<'w> Scope<'w> {
     fn contains(&self, root: &Uuid) -> bool {
         match self {
             Scope::All => true,
-            Scope::Roots(r) => r.binary_search(root).is_ok(),
-        }
-    }
-
-    /// The anchors of a sorted list that lie in the scope.
-    fn anchors_in<'l>(&self, sorted: &'l [Uuid]) -> Vec<&'l Uuid> {
-        match self {
-            Scope::All => sorted.iter().collect(),
-            Scope::Roots(r) => {
-                let (Some(lo), Some(hi)) = (r.first(), r.last()) else {
-                    return Vec::new();
-                };
-                let from = sorted.partition_point(|a| a < lo);
-                let to = sorted.partition_point(|a| a <= hi);
-                sorted[from..to]
-                    .iter()
-                    .filter(|a| r.binary_search(a).is_ok())
-                    .collect()
-            }
+            Scope::Window(w) => w.roots.binary_search(root).is_ok(),
         }
     }
 
     /// The providers a pass scans, in uuid order.
-    fn providers<'a>(&self, ctx: &WideContext<'a>) -> Vec<&'a ResourceProvider> {
-        let state = ctx.state;
+    fn providers<'a>(&self, ctx: &WideContext<'a>) -> Cow<'w, [&'a ResourceProvider]>
+    where
+        'w: 'a,
+    {
         match self {
-            Scope::All => state.providers().collect(),
-            Scope::Roots(roots) => {
-                let mut out: Vec<&ResourceProvider> = roots
-                    .iter()
-                    .flat_map(|r| state.subtree(r))
-                    .chain(ctx.sharing.iter().copied())
-                    .filter_map(|u| state.provider(&u))
-                    .collect();
-                out.sort_unstable_by_key(|p| p.uuid);
-                out.dedup_by_key(|p| p.uuid);
-                out
-            }
+            Scope::All => Cow::Owned(ctx.state.providers().collect()),
+            Scope::Window(w) => Cow::Borrowed(&w.providers),
         }
     }
 }
@@ -206,8 +238,11 @@ pub(super) struct WideContext<'a> {
     /// Providers with [`SHARING_TRAIT`].
     pub sharing: BTreeSet<Uuid>,
     /// Sharing provider -> roots of the trees with a provider in one of its aggregates (its
-    /// own root included when it is in any aggregate), sorted, unique.
-    pub sharing_anchors: BTreeMap<Uuid, Vec<Uuid>>,
+    /// own root included when it is in any aggregate), sorted, unique. Built on first use by
+    /// a pass over every tree; a window asks the aggregate index for its own roots only
+    /// ([`WideContext::sharing_anchors_in`]), since a sharing provider in a large aggregate
+    /// serves thousands of trees.
+    all_sharing_anchors: OnceCell<BTreeMap<Uuid, Vec<Uuid>>>,
 }
 
 impl<'a> WideContext<'a> {
@@ -233,22 +268,38 @@ impl<'a> WideContext<'a> {
             anchor_roots = Some(roots);
         }
         let sharing: BTreeSet<Uuid> = state.providers_with_trait(SHARING_TRAIT).copied().collect();
-        let sharing_anchors = sharing
-            .iter()
-            .map(|sp| (*sp, anchors_for_sharing(state, sp)))
-            .collect();
         Ok(Some(WideContext {
             state,
             has_trees,
             anchor_roots,
             sharing,
-            sharing_anchors,
+            all_sharing_anchors: OnceCell::new(),
         }))
     }
 
-    /// The anchors a sharing provider serves besides its own tree (see `sharing_anchors`).
-    fn anchors_of_sharing(&self, sp: &Uuid) -> &[Uuid] {
-        self.sharing_anchors.get(sp).map_or(&[], Vec::as_slice)
+    /// The anchors in a scope that a sharing provider serves (see `all_sharing_anchors`),
+    /// sorted, unique.
+    fn sharing_anchors_in(&self, sp: &Uuid, scope: &Scope<'_>) -> Cow<'_, [Uuid]> {
+        match scope {
+            Scope::All => {
+                let all = self.all_sharing_anchors.get_or_init(|| {
+                    self.sharing
+                        .iter()
+                        .map(|sp| (*sp, anchors_for_sharing(self.state, sp, None)))
+                        .collect()
+                });
+                Cow::Borrowed(all.get(sp).map_or(&[], Vec::as_slice))
+            }
+            Scope::Window(w) => {
+                let roots = &w.roots;
+                let (Some(first), Some(last)) = (roots.first(), roots.last()) else {
+                    return Cow::Borrowed(&[]);
+                };
+                let mut anchors = anchors_for_sharing(self.state, sp, Some((*first, *last)));
+                anchors.retain(|a| roots.binary_search(a).is_ok());
+                Cow::Owned(anchors)
+            }
+        }
     }
 
     fn in_filtered_anchors(&self, root: &Uuid) -> bool {
@@ -290,18 +341,24 @@ fn providers_in_any_agg(state: &State, aggs: &BTreeSet<Uuid>) -> BTreeSet<Uuid> 
 }
 
 /// Roots of the trees with a provider in one of a sharing provider's aggregates (its own
-/// root included when it is in any aggregate), sorted, unique.
-fn anchors_for_sharing(state: &State, sp: &Uuid) -> Vec<Uuid> {
+/// root included when it is in any aggregate), sorted, unique; with `within`, only the roots
+/// in that inclusive range.
+fn anchors_for_sharing(state: &State, sp: &Uuid, within: Option<(Uuid, Uuid)>) -> Vec<Uuid> {
     let Some(p) = state.provider(sp) else {
         return Vec::new();
     };
     // The index yields each aggregate's members by root: one sorted run per aggregate.
-    let mut roots: Vec<Uuid> = p
-        .aggregates
-        .iter()
-        .flat_map(|a| state.aggregate_members(a))
-        .map(|(root, _)| *root)
-        .collect();
+    let mut roots: Vec<Uuid> = Vec::new();
+    for a in &p.aggregates {
+        match within {
+            None => roots.extend(state.aggregate_members(a).map(|(root, _)| *root)),
+            Some((first, last)) => roots.extend(
+                state
+                    .aggregate_members_with_roots(a, first, last)
+                    .map(|(root, _)| *root),
+            ),
+        }
+    }
     if p.aggregates.len() > 1 {
         roots.sort();
     }
@@ -340,17 +397,24 @@ pub(super) fn search_group(
         },
         None => None,
     };
+    // One provider must carry the group's traits on this path: the providers that do (from
+    // the trait index) bound the scan below, which then skips the others without looking
+    // up their usages. A group with a rare trait thus costs little, even over every tree.
+    let one_provider = g.use_same_provider() || (ctx.sharing.is_empty() && !ctx.has_trees);
+    let with_traits = (one_provider && !g.required_traits.is_empty())
+        .then(|| providers_with_required_traits(state, g));
     // Per class, the providers with room, in uuid order. One pass over the providers, so
     // each provider record is visited once for all classes.
     let mut with_resource: Vec<Vec<&ResourceProvider>> = vec![Vec::new(); g.resources.len()];
-    let scanned = if g.resources.is_empty() {
-        Vec::new()
-    } else {
-        scope.providers(ctx)
-    };
     if !g.resources.is_empty() {
-        for &p in &scanned {
+        for &p in scope.providers(ctx).iter() {
             if tree_root.is_some_and(|r| p.root != r) || p.inventories.is_empty() {
+                continue;
+            }
+            if with_traits
+                .as_ref()
+                .is_some_and(|t| t.binary_search(&p.uuid).is_err())
+            {
                 continue;
             }
             let usages = state.usages(&p.uuid);
@@ -366,7 +430,7 @@ pub(super) fn search_group(
         return Ok(None);
     }
 
-    if !g.use_same_provider() && (!ctx.sharing.is_empty() || ctx.has_trees) {
+    if !one_provider {
         if !g.required_traits.is_empty() {
             let mut any = g.required_traits.iter().flatten();
             if !any.any(|t| state.providers_with_trait(t).next().is_some()) {
@@ -376,7 +440,14 @@ pub(super) fn search_group(
         let cands = trees_matching_all(ctx, g, &rps_in_aggs, tree_root, &with_resource, scope);
         return Ok(Some(cands));
     }
-    let provs = provider_ids_matching(ctx, g, &rps_in_aggs, &with_resource, scope);
+    let provs = provider_ids_matching(
+        ctx,
+        g,
+        with_traits.unwrap_or_default(),
+        &rps_in_aggs,
+        &with_resource,
+        scope,
+    );
     Ok(Some(single_provider(ctx, &provs, scope)))
 }
 
@@ -416,39 +487,44 @@ fn intersect_sorted(a: &[Uuid], b: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
     out
 }
 
+/// Providers with a trait of every required set (each set: any of its traits), sorted.
+fn providers_with_required_traits(state: &State, g: &RequestGroup) -> Vec<Uuid> {
+    let mut out: Vec<Uuid> = Vec::new();
+    for (i, set) in g.required_traits.iter().enumerate() {
+        let mut any: Vec<Uuid> = set
+            .iter()
+            .flat_map(|t| state.providers_with_trait(t))
+            .copied()
+            .collect();
+        if set.len() > 1 {
+            any.sort_unstable();
+            any.dedup();
+        }
+        out = if i == 0 {
+            any
+        } else {
+            intersect_sorted(&out, any.into_iter())
+        };
+    }
+    out
+}
+
 /// Placement's `get_provider_ids_matching`: providers that alone meet the group, in uuid
 /// order. An empty `filtered` set means "not filtered yet", as there. Sets are kept as sorted
 /// vectors: the per-class lists come in uuid order, so intersections are merges.
 fn provider_ids_matching<'a>(
     ctx: &WideContext<'a>,
     g: &RequestGroup,
+    with_traits: Vec<Uuid>,
     rps_in_aggs: &BTreeSet<Uuid>,
     with_resource: &[Vec<&'a ResourceProvider>],
-    scope: &Scope<'_>,
+    scope: &Scope<'a>,
 ) -> Vec<&'a ResourceProvider> {
     let state = ctx.state;
-    let mut filtered: Vec<Uuid> = Vec::new();
-    if !g.required_traits.is_empty() {
-        // Each set: providers with any of its traits; the sets AND'ed.
-        for (i, set) in g.required_traits.iter().enumerate() {
-            let mut any: Vec<Uuid> = set
-                .iter()
-                .flat_map(|t| state.providers_with_trait(t))
-                .copied()
-                .collect();
-            if set.len() > 1 {
-                any.sort_unstable();
-                any.dedup();
-            }
-            if i == 0 {
-                filtered = any;
-            } else {
-                filtered = intersect_sorted(&filtered, any.into_iter());
-            }
-        }
-        if filtered.is_empty() {
-            return Vec::new();
-        }
+    // Placement starts from the providers with the required traits.
+    let mut filtered = with_traits;
+    if !g.required_traits.is_empty() && filtered.is_empty() {
+        return Vec::new();
     }
     if !g.member_of.is_empty() {
         if filtered.is_empty() {
@@ -505,7 +581,7 @@ fn provider_ids_matching<'a>(
     if with_resource.is_empty() {
         // A resourceless group (1.36). Placement filters the pairs by `filtered`, which is
         // empty (so nothing matches) when the group has neither traits nor aggregates.
-        provs = scope.providers(ctx);
+        provs = scope.providers(ctx).into_owned();
         provs.retain(|p| !forbidden.contains(&p.uuid));
     }
     // Both in uuid order: keep the providers `filtered` still has.
@@ -531,7 +607,7 @@ fn single_provider(
             out.push((root, rp));
         }
         if p.traits.contains(SHARING_TRAIT) {
-            for anchor in scope.anchors_in(ctx.anchors_of_sharing(&rp)) {
+            for anchor in ctx.sharing_anchors_in(&rp, scope).iter() {
                 if *anchor == root || !ctx.in_filtered_anchors(anchor) {
                     continue;
                 }
@@ -593,8 +669,8 @@ fn trees_matching_all(
         sharing.retain(|u| set.binary_search_by(|p| p.uuid.cmp(u)).is_ok());
         if tree_root.is_none() {
             for sp in &sharing {
-                let anchors = scope.anchors_in(ctx.anchors_of_sharing(sp));
-                pairs.extend(anchors.into_iter().map(|a| (*a, *sp)));
+                let anchors = ctx.sharing_anchors_in(sp, scope);
+                pairs.extend(anchors.iter().map(|a| (*a, *sp)));
             }
         }
         if let Some(anchors) = &ctx.anchor_roots {

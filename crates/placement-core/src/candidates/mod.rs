@@ -169,9 +169,10 @@ const WINDOW_GROWTH: usize = 2;
 /// are found: a deployment of 10,000 compute nodes costs a few windows, not a full pass.
 /// Every group's matches for an anchor do not depend on the window (a window scans its
 /// trees and every sharing provider), and anchors are visited in the same order, so the
-/// answer is that of a full pass. Which groups fail first, though, is a global question
-/// (it decides the error reported, and whether later groups are looked at): when a group
-/// matches nothing in the first window, the search starts over with one full pass.
+/// candidates are those of a full pass. Which group fails first, though, is a global
+/// question (it decides the error reported, and whether later groups are looked at at all);
+/// [`search_windows`] answers it from what the windows saw, and runs a group over every tree
+/// only when the windows cannot tell.
 pub fn search(state: &State, request: &CandidateRequest) -> Result<Candidates, SearchError> {
     let Some(ctx) = group::WideContext::new(state, request)? else {
         return Ok(Candidates::default());
@@ -180,69 +181,97 @@ pub fn search(state: &State, request: &CandidateRequest) -> Result<Candidates, S
         && !merge::needs_every_anchor(&ctx, request)
         && request.groups.iter().all(|g| g.in_tree.is_none());
     if windowed {
-        if let Some(found) = search_windows(&ctx, request)? {
-            return Ok(found);
-        }
+        return search_windows(&ctx, request);
     }
-    let Some(per_group) = search_groups(&ctx, request, &group::Scope::All)? else {
+    let Some(per_group) = search_groups(&ctx, request, &group::Scope::All, None)? else {
         return Ok(Candidates::default());
     };
     Ok(merge::merge(&ctx, request, per_group))
 }
 
-/// Every group's matches within a scope; `None` when some group matches nothing there.
+/// What the windows have seen of one group.
+#[derive(Debug, Clone, Copy, Default)]
+struct GroupSeen {
+    /// It matched some anchor in some window (so it matches in a full pass).
+    matched: bool,
+    /// Windows that searched it (the others stopped at an earlier group).
+    searched: usize,
+}
+
+/// Every group's matches within a scope, groups in request order; `None` as soon as one
+/// matches nothing there (later groups are then not searched). With `seen`, records which
+/// groups were searched and which matched.
 fn search_groups(
     ctx: &group::WideContext<'_>,
     request: &CandidateRequest,
     scope: &group::Scope<'_>,
+    mut seen: Option<&mut [GroupSeen]>,
 ) -> Result<Option<Vec<group::Matches>>, SearchError> {
     let mut per_group = Vec::with_capacity(request.groups.len());
-    for g in &request.groups {
-        let Some(found) = group::search_group(ctx, g, scope)? else {
+    for (i, g) in request.groups.iter().enumerate() {
+        let found = group::search_group(ctx, g, scope)?.filter(|m| !m.is_empty());
+        if let Some(seen) = seen.as_deref_mut() {
+            seen[i].matched |= found.is_some();
+            seen[i].searched += 1;
+        }
+        let Some(found) = found else {
             return Ok(None);
         };
-        if found.is_empty() {
-            return Ok(None);
-        }
         per_group.push(found);
     }
     Ok(Some(per_group))
 }
 
-/// The windowed search; `None` when the first window says a full pass must decide.
+/// The windowed search. A window in which some group matches nothing just has no
+/// candidates; the search goes on to the next one. At the end, the groups decide the answer
+/// as a full pass would (groups in order: the first that errs or matches nothing anywhere
+/// ends it), from what the windows saw:
+///
+/// - an error is the same in every scope (unknown class or trait), so a group searched in
+///   any window did not err, and one that erred would have stopped the search at once;
+/// - a group that matched in some window matches in a full pass;
+/// - a group searched in every window without a match matches nothing in a full pass;
+/// - only a group that never matched and was not searched in every window (or there was no
+///   window: no providers) is searched again, over every tree. Its error, or its matching
+///   nothing, is then the answer, as in a full pass (every group before it matches, and none
+///   errs).
+///
+/// Otherwise every group matches somewhere, and the windows found every candidate a full
+/// pass finds up to `limit`: an anchor every group serves lies in a window where every group
+/// matched something, so that window merged it.
 fn search_windows(
     ctx: &group::WideContext<'_>,
     request: &CandidateRequest,
-) -> Result<Option<Candidates>, SearchError> {
+) -> Result<Candidates, SearchError> {
     let limit = request.limit.unwrap_or(usize::MAX);
     let mut product = merge::Product::new(ctx, request);
+    let mut seen = vec![GroupSeen::default(); request.groups.len()];
     let mut size = limit.max(MIN_WINDOW_ROOTS);
     let mut after: Option<Uuid> = None;
-    let mut first = true;
-    loop {
-        let roots: Vec<Uuid> = ctx
-            .state
-            .providers_after(after.as_ref())
-            .filter(|p| p.parent.is_none())
-            .map(|p| p.uuid)
-            .take(size)
-            .collect();
-        let Some(last) = roots.last().copied() else {
-            break;
-        };
-        match search_groups(ctx, request, &group::Scope::Roots(&roots))? {
-            Some(per_group) => product.add(ctx, request, &per_group),
-            // Every group matched in the first window, so each matches somewhere: an empty
-            // later window only has no candidates.
-            None if first => return Ok(None),
-            None => {}
+    let mut windows = 0;
+    while let Some(window) = group::Window::after(ctx, after.as_ref(), size) {
+        windows += 1;
+        let scope = group::Scope::Window(&window);
+        if let Some(per_group) = search_groups(ctx, request, &scope, Some(&mut seen))? {
+            product.add(ctx, request, &per_group);
         }
-        if product.full() || roots.len() < size {
+        if product.full() || window.roots.len() < size {
             break;
         }
-        first = false;
-        after = Some(last);
+        after = window.roots.last().copied();
         size = size.saturating_mul(WINDOW_GROWTH);
     }
-    Ok(Some(product.finish(ctx, request)))
+    for (g, seen) in request.groups.iter().zip(&seen) {
+        if seen.matched {
+            continue;
+        }
+        if windows == 0 || seen.searched < windows {
+            let found = group::search_group(ctx, g, &group::Scope::All)?;
+            if found.is_some_and(|m| !m.is_empty()) {
+                continue;
+            }
+        }
+        return Ok(Candidates::default());
+    }
+    Ok(product.finish(ctx, request))
 }

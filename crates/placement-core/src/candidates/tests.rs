@@ -356,6 +356,75 @@ fn unknown_names_and_early_exits() {
     assert_eq!(search(&s, &r), Ok(Candidates::default()));
 }
 
+/// Under `limit` the trees are searched in windows (one root each in tests); which group
+/// fails first must still be decided over every tree, as without `limit`.
+#[test]
+fn windows_decide_errors_and_early_exits_like_a_full_pass() {
+    // Roots 1..=4 with VCPU; only the last has the trait and DISK_GB.
+    let mut provs: Vec<ResourceProvider> = (1..=3)
+        .map(|n| rp(n, None, n, &[("VCPU", 4)], &[], &[]))
+        .collect();
+    provs.push(rp(
+        4,
+        None,
+        4,
+        &[("VCPU", 4), ("DISK_GB", 10)],
+        &["HW_CPU_X86_AVX"],
+        &[],
+    ));
+    let s = state_of(provs, vec![]);
+    let mut avx = group("1", &[("VCPU", 1)]);
+    avx.required_traits = vec![BTreeSet::from(["HW_CPU_X86_AVX".to_string()])];
+    let mut unknown = group("2", &[("VCPU", 1)]);
+    unknown.required_traits = vec![BTreeSet::from(["CUSTOM_NOPE".to_string()])];
+    let disk = group("3", &[("DISK_GB", 1)]);
+    let mut no_avx = group("4", &[("VCPU", 1)]);
+    no_avx.forbidden_traits = BTreeSet::from(["HW_CPU_X86_AVX".to_string()]);
+    let nope = SearchError::UnknownTrait("CUSTOM_NOPE".into());
+    let cases = [
+        // Group 1 matches only in the last window: group 2's error is still reported.
+        (
+            vec![avx.clone(), unknown.clone()],
+            Err(SearchError::UnknownTrait("CUSTOM_NOPE".into())),
+        ),
+        // Group 1 matches nowhere: group 2 is never looked at.
+        (vec![group("1", &[("VCPU", 100)]), unknown.clone()], Ok(0)),
+        // Group 2 matches only where group 1 does: found though the first windows miss.
+        (vec![avx.clone(), disk.clone()], Ok(1)),
+        // Group 1 matches in every window but the last; group 2 only in the last.
+        (vec![group("1", &[("VCPU", 1)]), disk.clone()], Ok(1)),
+        // No window has both of the first two groups, so none looks at the third; both
+        // match somewhere, so a full pass reports the third's error.
+        (
+            vec![no_avx.clone(), avx.clone(), unknown.clone()],
+            Err(nope.clone()),
+        ),
+        (vec![no_avx.clone(), avx.clone()], Ok(0)),
+    ];
+    for (groups, want) in cases {
+        let mut r = request(groups.clone());
+        r.group_policy = Some(GroupPolicy::None);
+        let full = search(&s, &r);
+        let got = search(
+            &s,
+            &CandidateRequest {
+                limit: Some(1),
+                ..r
+            },
+        );
+        assert_eq!(got, full, "{groups:?}");
+        assert_eq!(got.map(|c| c.allocation_requests.len()), want, "{groups:?}");
+    }
+    // No providers at all: errors are still those of the request.
+    let empty = State::new();
+    let mut r = request(vec![unknown]);
+    r.limit = Some(1);
+    assert_eq!(
+        search(&empty, &r),
+        Err(SearchError::UnknownTrait("CUSTOM_NOPE".into()))
+    );
+}
+
 // ---- Property tests ------------------------------------------------------------------
 
 const CLASSES: [&str; 3] = ["VCPU", "MEMORY_MB", "DISK_GB"];
