@@ -113,6 +113,19 @@ impl Matches {
         &self.anchors
     }
 
+    /// The anchors every one of several groups' matches has, in uuid order.
+    pub fn common_anchors(all: &[Matches]) -> Vec<Uuid> {
+        let Some(fewest) = all.iter().min_by_key(|m| m.len()) else {
+            return Vec::new();
+        };
+        fewest
+            .anchors
+            .iter()
+            .copied()
+            .filter(|a| all.iter().all(|m| m.contains(a)))
+            .collect()
+    }
+
     /// The group requests serving one anchor.
     pub fn areqs(&self, state: &State, g: &RequestGroup, anchor: &Uuid) -> Vec<Areq> {
         if !self.contains(anchor) {
@@ -205,6 +218,23 @@ impl<'a> Window<'a> {
             providers.dedup_by_key(|p| p.uuid);
         }
         Some(Window { roots, providers })
+    }
+}
+
+impl<'a> Window<'a> {
+    /// The same window cut down to some of its roots (sorted, unique): their trees, and
+    /// every sharing provider.
+    pub fn narrowed(&self, ctx: &WideContext<'_>, roots: &[Uuid]) -> Window<'a> {
+        let providers = self
+            .providers
+            .iter()
+            .copied()
+            .filter(|p| roots.binary_search(&p.root).is_ok() || ctx.sharing.contains(&p.uuid))
+            .collect();
+        Window {
+            roots: roots.to_vec(),
+            providers,
+        }
     }
 }
 

@@ -183,7 +183,7 @@ pub fn search(state: &State, request: &CandidateRequest) -> Result<Candidates, S
     if windowed {
         return search_windows(&ctx, request);
     }
-    let Some(per_group) = search_groups(&ctx, request, &group::Scope::All, None)? else {
+    let Some(per_group) = search_groups(&ctx, request)? else {
         return Ok(Candidates::default());
     };
     Ok(merge::merge(&ctx, request, per_group))
@@ -194,30 +194,61 @@ pub fn search(state: &State, request: &CandidateRequest) -> Result<Candidates, S
 struct GroupSeen {
     /// It matched some anchor in some window (so it matches in a full pass).
     matched: bool,
-    /// Windows that searched it (the others stopped at an earlier group).
+    /// Windows that searched it over all of their trees (the others stopped at an earlier
+    /// group, or searched it only on the anchors the earlier groups matched).
     searched: usize,
 }
 
-/// Every group's matches within a scope, groups in request order; `None` as soon as one
-/// matches nothing there (later groups are then not searched). With `seen`, records which
-/// groups were searched and which matched.
+/// Every group's matches over every tree, groups in request order; `None` as soon as one
+/// matches nothing (later groups are then not searched).
 fn search_groups(
     ctx: &group::WideContext<'_>,
     request: &CandidateRequest,
-    scope: &group::Scope<'_>,
-    mut seen: Option<&mut [GroupSeen]>,
 ) -> Result<Option<Vec<group::Matches>>, SearchError> {
     let mut per_group = Vec::with_capacity(request.groups.len());
+    for g in &request.groups {
+        let Some(found) =
+            group::search_group(ctx, g, &group::Scope::All)?.filter(|m| !m.is_empty())
+        else {
+            return Ok(None);
+        };
+        per_group.push(found);
+    }
+    Ok(Some(per_group))
+}
+
+/// Every group's matches within a window, groups in request order, recording in `seen`
+/// which groups were searched and which matched; `None` when the window has no candidate.
+/// A candidate needs an anchor every group serves, so each group after the first is
+/// searched only on the trees of the anchors all earlier groups matched (their matches
+/// there are the same as over the whole window), and the window stops early once no
+/// anchor is left.
+fn search_groups_in_window(
+    ctx: &group::WideContext<'_>,
+    request: &CandidateRequest,
+    window: &group::Window<'_>,
+    seen: &mut [GroupSeen],
+) -> Result<Option<Vec<group::Matches>>, SearchError> {
+    let mut per_group: Vec<group::Matches> = Vec::with_capacity(request.groups.len());
+    let mut narrowed: Option<group::Window<'_>> = None;
     for (i, g) in request.groups.iter().enumerate() {
-        let found = group::search_group(ctx, g, scope)?.filter(|m| !m.is_empty());
-        if let Some(seen) = seen.as_deref_mut() {
-            seen[i].matched |= found.is_some();
+        let scope = group::Scope::Window(narrowed.as_ref().unwrap_or(window));
+        let found = group::search_group(ctx, g, &scope)?.filter(|m| !m.is_empty());
+        seen[i].matched |= found.is_some();
+        if narrowed.is_none() {
             seen[i].searched += 1;
         }
         let Some(found) = found else {
             return Ok(None);
         };
         per_group.push(found);
+        if i + 1 < request.groups.len() {
+            let common = group::Matches::common_anchors(&per_group);
+            if common.is_empty() {
+                return Ok(None);
+            }
+            narrowed = Some(window.narrowed(ctx, &common));
+        }
     }
     Ok(Some(per_group))
 }
@@ -230,9 +261,10 @@ fn search_groups(
 /// - an error is the same in every scope (unknown class or trait), so a group searched in
 ///   any window did not err, and one that erred would have stopped the search at once;
 /// - a group that matched in some window matches in a full pass;
-/// - a group searched in every window without a match matches nothing in a full pass;
-/// - only a group that never matched and was not searched in every window (or there was no
-///   window: no providers) is searched again, over every tree. Its error, or its matching
+/// - a group searched over all the trees of every window without a match matches nothing in
+///   a full pass;
+/// - only a group that never matched and was not searched so in every window (or there was
+///   no window: no providers) is searched again, over every tree. Its error, or its matching
 ///   nothing, is then the answer, as in a full pass (every group before it matches, and none
 ///   errs).
 ///
@@ -251,8 +283,7 @@ fn search_windows(
     let mut windows = 0;
     while let Some(window) = group::Window::after(ctx, after.as_ref(), size) {
         windows += 1;
-        let scope = group::Scope::Window(&window);
-        if let Some(per_group) = search_groups(ctx, request, &scope, Some(&mut seen))? {
+        if let Some(per_group) = search_groups_in_window(ctx, request, &window, &mut seen)? {
             product.add(ctx, request, &per_group);
         }
         if product.full() || window.roots.len() < size {

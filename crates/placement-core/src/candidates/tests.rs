@@ -415,6 +415,38 @@ fn windows_decide_errors_and_early_exits_like_a_full_pass() {
         assert_eq!(got, full, "{groups:?}");
         assert_eq!(got.map(|c| c.allocation_requests.len()), want, "{groups:?}");
     }
+    // Windows of two roots; VCPU on roots 1 and 3, DISK_GB on 2 and 4. Every window has a
+    // VCPU match, but the DISK_GB group, searched there only on the VCPU trees, never
+    // matches: it still matches in a full pass, so the third group's error is reported.
+    let s2 = state_of(
+        vec![
+            rp(1, None, 1, &[("VCPU", 4)], &[], &[]),
+            rp(2, None, 2, &[("DISK_GB", 10)], &[], &[]),
+            rp(3, None, 3, &[("VCPU", 4)], &[], &[]),
+            rp(4, None, 4, &[("DISK_GB", 10)], &[], &[]),
+        ],
+        vec![],
+    );
+    for (groups, want) in [
+        (
+            vec![group("1", &[("VCPU", 1)]), disk.clone(), unknown.clone()],
+            Err(nope.clone()),
+        ),
+        (vec![group("1", &[("VCPU", 1)]), disk.clone()], Ok(0)),
+    ] {
+        let mut r = request(groups.clone());
+        r.group_policy = Some(GroupPolicy::None);
+        let full = search(&s2, &r);
+        let got = search(
+            &s2,
+            &CandidateRequest {
+                limit: Some(2),
+                ..r
+            },
+        );
+        assert_eq!(got, full, "{groups:?}");
+        assert_eq!(got.map(|c| c.allocation_requests.len()), want, "{groups:?}");
+    }
     // No providers at all: errors are still those of the request.
     let empty = State::new();
     let mut r = request(vec![unknown]);
