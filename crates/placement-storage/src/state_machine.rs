@@ -397,9 +397,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         if !batch.is_empty() {
             // Not synced: the durable Raft log replays these entries if the write is lost.
-            self.db
-                .write_opt(batch, &unsynced())
-                .map_err(Error::from)?;
+            self.db.write_opt(batch, &unsynced()).map_err(Error::from)?;
         }
         for (responder, result) in answers {
             responder.send(result);
