@@ -377,28 +377,54 @@ impl PlacementNode {
     /// Retries across leader changes until [`WRITE_TIMEOUT`]; the request keeps its id, so a
     /// retry of a write that did commit is answered with the first outcome, not applied twice.
     pub async fn write(&self, request: Request) -> Result<ApplyResult, Error> {
-        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        let request = &request;
+        self.on_leader(
+            WRITE_TIMEOUT,
+            || format!("request {} not applied in time", request.id),
+            |leader, remaining| async move {
+                match leader {
+                    Leader::Here => self.write_local(request.clone()).await,
+                    Leader::At(addr) => self.forward_write(&addr, request, remaining).await,
+                }
+            },
+        )
+        .await
+    }
+
+    /// Runs `attempt` on the leader — this node ([`Leader::Here`]) or a peer — until it
+    /// succeeds, fails for good, or `timeout` passes. An error [`Error::is_retryable`] names
+    /// (leadership moved, no quorum yet, outcome unknown, a peer unreachable) is retried after
+    /// [`RETRY_BACKOFF`] on whichever member leads then; while no leader is known, the call
+    /// waits. `attempt` gets the time left; `what` describes the call for the timeout error.
+    async fn on_leader<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        what: impl Fn() -> String,
+        mut attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(Leader, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut last: Option<Error> = None;
         loop {
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Err(last.unwrap_or_else(|| {
-                    Error::Timeout(format!("request {} not applied in time", request.id))
-                }));
+                return Err(last.unwrap_or_else(|| Error::Timeout(what())));
             }
             let remaining = deadline - now;
-            let attempt = match self.leader_route() {
-                Route::Local => self.write_local(request.clone()).await,
-                Route::Remote(addr) => self.forward_write(&addr, &request, remaining).await,
-                Route::Unknown => Err(Error::NotLeader {
+            let result = match self.leader() {
+                Some(leader) => attempt(leader, remaining).await,
+                None => Err(Error::NotLeader {
                     leader: None,
                     leader_api_addr: None,
                 }),
             };
-            match attempt {
-                Ok(result) => return Ok(result),
+            match result {
+                Ok(value) => return Ok(value),
                 Err(e) if e.is_retryable() => {
-                    tracing::debug!(request = %request.id, error = %e, "write retried");
+                    tracing::debug!(error = %e, "retried on the leader");
                     last = Some(e);
                     tokio::time::sleep(RETRY_BACKOFF.min(remaining)).await;
                 }
@@ -407,16 +433,13 @@ impl PlacementNode {
         }
     }
 
-    /// Where the leader is, as far as this node knows.
-    fn leader_route(&self) -> Route {
+    /// Where the leader is, as far as this node knows (`None` while no leader is known).
+    fn leader(&self) -> Option<Leader> {
         let status = self.status();
         match status.leader {
-            _ if status.is_leader => Route::Local,
-            Some(leader) if leader != self.id => match self.peer_addr_of(leader) {
-                Some(addr) => Route::Remote(addr),
-                None => Route::Unknown,
-            },
-            _ => Route::Unknown,
+            _ if status.is_leader => Some(Leader::Here),
+            Some(leader) if leader != self.id => self.peer_addr_of(leader).map(Leader::At),
+            _ => None,
         }
     }
 
@@ -486,39 +509,20 @@ impl PlacementNode {
     /// index comes from the leader over the peer port. Retries across leader changes until
     /// [`READ_BARRIER_TIMEOUT`].
     pub async fn read_barrier(&self) -> Result<(), Error> {
-        let deadline = tokio::time::Instant::now() + READ_BARRIER_TIMEOUT;
-        let mut last: Option<Error> = None;
-        loop {
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(last.unwrap_or_else(|| {
-                    Error::Timeout(format!(
-                        "read barrier not reached within {READ_BARRIER_TIMEOUT:?}"
-                    ))
-                }));
-            }
-            let remaining = deadline - now;
-            let attempt = match self.leader_route() {
-                Route::Local => self.local_read_barrier().await,
-                Route::Remote(addr) => match self.peers.read_index(&addr, remaining).await {
-                    Ok(Ok(index)) => self.wait_applied(index, remaining).await,
-                    Ok(Err(e)) => Err(Error::from(e)),
-                    Err(e) => Err(Error::from(e)),
-                },
-                Route::Unknown => Err(Error::NotLeader {
-                    leader: None,
-                    leader_api_addr: None,
-                }),
-            };
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_retryable() => {
-                    last = Some(e);
-                    tokio::time::sleep(RETRY_BACKOFF.min(remaining)).await;
+        self.on_leader(
+            READ_BARRIER_TIMEOUT,
+            || format!("read barrier not reached within {READ_BARRIER_TIMEOUT:?}"),
+            |leader, remaining| async move {
+                match leader {
+                    Leader::Here => self.local_read_barrier().await,
+                    Leader::At(addr) => {
+                        let index = self.peers.read_index(&addr, remaining).await??;
+                        self.wait_applied(index, remaining).await
+                    }
                 }
-                Err(e) => return Err(e),
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// The leader's half of a follower read: confirm leadership with a quorum and return the
@@ -632,40 +636,21 @@ impl PlacementNode {
         &self,
         change: MembershipChange,
     ) -> Result<MembershipOutcome, Error> {
-        let deadline = tokio::time::Instant::now() + MEMBERSHIP_TIMEOUT;
-        let mut last: Option<Error> = None;
-        loop {
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(last.unwrap_or_else(|| {
-                    Error::Timeout(format!(
-                        "membership change not done in {MEMBERSHIP_TIMEOUT:?}"
-                    ))
-                }));
-            }
-            let remaining = deadline - now;
-            let attempt = match self.leader_route() {
-                Route::Local => self.change_membership_local(change.clone()).await,
-                Route::Remote(addr) => self
-                    .peers
-                    .change_membership(&addr, &change, remaining)
-                    .await
-                    .map_err(Error::from)
-                    .and_then(|answer| answer.map_err(Error::from)),
-                Route::Unknown => Err(Error::NotLeader {
-                    leader: None,
-                    leader_api_addr: None,
-                }),
-            };
-            match attempt {
-                Ok(outcome) => return Ok(outcome),
-                Err(e) if e.is_retryable() => {
-                    last = Some(e);
-                    tokio::time::sleep(RETRY_BACKOFF.min(remaining)).await;
+        let change = &change;
+        self.on_leader(
+            MEMBERSHIP_TIMEOUT,
+            || format!("membership change not done in {MEMBERSHIP_TIMEOUT:?}"),
+            |leader, remaining| async move {
+                match leader {
+                    Leader::Here => self.change_membership_local(change.clone()).await,
+                    Leader::At(addr) => Ok(self
+                        .peers
+                        .change_membership(&addr, change, remaining)
+                        .await??),
                 }
-                Err(e) => return Err(e),
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// The leader's half of a membership change (see [`Self::change_membership`]).
@@ -944,14 +929,10 @@ fn membership_result<T>(
     }
 }
 
-/// Where a write or read barrier goes.
-enum Route {
-    /// This node leads.
-    Local,
-    /// Another node leads; its peer address.
-    Remote(String),
-    /// No leader is known (an election is under way).
-    Unknown,
+/// Where the leader is: this node, or the member at a peer address.
+enum Leader {
+    Here,
+    At(String),
 }
 
 fn linearizable_error(e: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Error {
