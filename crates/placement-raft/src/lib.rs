@@ -47,8 +47,8 @@ pub use config::{
     WRITE_BATCH_ENTRIES,
 };
 pub use network::{
-    Member, MembershipChange, MembershipOutcome, PeerClient, PeerConnection, PeerError,
-    PeerNetwork, TransportError, APPEND_TIMEOUT, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT,
+    file_chunks, Member, MembershipChange, MembershipOutcome, PeerClient, PeerConnection,
+    PeerError, PeerNetwork, TransportError, APPEND_TIMEOUT, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT,
     SNAPSHOT_CHUNK,
 };
 pub use node::{

@@ -283,18 +283,7 @@ impl PeerClient {
         prefix.extend_from_slice(&header);
 
         // The body: the prefix, then the file in chunks, read as the connection drains them.
-        let chunks = futures::stream::unfold(Some(file), |file| async move {
-            let mut file = file?;
-            let mut buf = vec![0u8; SNAPSHOT_CHUNK];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), Some(file)))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
-        });
+        let chunks = file_chunks(file);
         let body = futures::StreamExt::chain(
             futures::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(prefix)) }),
             chunks,
@@ -306,6 +295,26 @@ impl PeerClient {
             .body(reqwest::Body::wrap_stream(body));
         self.send(addr, builder).await
     }
+}
+
+/// `file` from its current position to its end as a stream of [`SNAPSHOT_CHUNK`]-sized
+/// pieces, read as the consumer (an HTTP body) drains them, so a whole snapshot is never held
+/// in memory. Serves snapshot transfer here and backup downloads in the admin API.
+pub fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 /// Creates a [`PeerConnection`] per target; all share one [`PeerClient`] pool.

@@ -33,7 +33,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ChangeMembershipError, ClientWriteError, LinearizableReadError, RaftError};
+use openraft::errors::{
+    ChangeMembershipError, ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError,
+};
 use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState};
 use placement_core::State;
 use placement_storage::{NodeId, PeerNode, StateMachine, Store, TypeConfig};
@@ -484,12 +486,7 @@ impl PlacementNode {
                 "request {request_id} not applied within {WRITE_TIMEOUT:?}"
             ))),
             Ok(Ok(response)) => Ok((response.data, response.log_id.index)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(Error::NotLeader {
-                    leader: f.leader_id,
-                    leader_api_addr: f.leader_node.map(|n| n.api_addr),
-                })
-            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(f.into()),
             Ok(Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_)))) => {
                 Err(Error::OutcomeUnknown(e.to_string()))
             }
@@ -915,12 +912,7 @@ fn membership_result<T>(
             "{what}: not done within {MEMBERSHIP_TIMEOUT:?}"
         ))),
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-            Err(Error::NotLeader {
-                leader: f.leader_id,
-                leader_api_addr: f.leader_node.map(|n| n.api_addr),
-            })
-        }
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(f.into()),
         Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
             ChangeMembershipError::InProgress(e),
         )))) => Err(Error::NoQuorum(format!("{what}: {e}"))),
@@ -937,14 +929,21 @@ enum Leader {
 
 fn linearizable_error(e: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Error {
     match e {
-        RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => Error::NotLeader {
-            leader: f.leader_id,
-            leader_api_addr: f.leader_node.map(|n| n.api_addr),
-        },
+        RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => f.into(),
         RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)) => {
             Error::NoQuorum(e.to_string())
         }
         RaftError::Fatal(e) => Error::Stopped(e.to_string()),
+    }
+}
+
+impl From<ForwardToLeader<TypeConfig>> for Error {
+    /// openraft's "not the leader" (from a write, a read barrier or a membership change).
+    fn from(f: ForwardToLeader<TypeConfig>) -> Self {
+        Error::NotLeader {
+            leader: f.leader_id,
+            leader_api_addr: f.leader_node.map(|n| n.api_addr),
+        }
     }
 }
 

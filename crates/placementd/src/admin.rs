@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use placement_raft::{MembershipChange, NodeId, PeerNode, PlacementNode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 
 /// The admin paths (shared with the CLI).
 pub mod paths {
@@ -43,9 +43,6 @@ pub mod paths {
     /// Response header of a backup: the log index it covers.
     pub const BACKUP_INDEX_HEADER: &str = "x-placementd-backup-index";
 }
-
-/// Bytes per body chunk of a streamed backup.
-const BACKUP_CHUNK: usize = 256 << 10;
 
 type Node = Arc<PlacementNode>;
 
@@ -83,9 +80,10 @@ fn raft_error(e: placement_raft::Error) -> Response {
 
 async fn status(State(node): State<Node>) -> Response {
     let s = node.status();
+    let members = node.members();
     let role = if s.is_leader {
         "leader"
-    } else if node.members().iter().any(|m| m.id == s.id && m.voter) {
+    } else if members.iter().any(|m| m.id == s.id && m.voter) {
         "follower"
     } else if s.member {
         "learner"
@@ -104,7 +102,7 @@ async fn status(State(node): State<Node>) -> Response {
         "snapshot_index": s.snapshot_index,
         "purged_index": s.purged_index,
         "quorum_ack_ms": s.quorum_ack_age.map(|age| age.as_millis() as u64),
-        "members": node.members(),
+        "members": members,
     }))
     .into_response()
 }
@@ -188,25 +186,12 @@ async fn backup(State(node): State<Node>) -> Response {
             format!("snapshot file: {e}"),
         );
     }
-    // The file in chunks, read as the connection drains them.
-    let chunks = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; BACKUP_CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
     (
         [
             ("content-type", "application/octet-stream".to_string()),
             (paths::BACKUP_INDEX_HEADER, index),
         ],
-        axum::body::Body::from_stream(chunks),
+        axum::body::Body::from_stream(placement_raft::file_chunks(file)),
     )
         .into_response()
 }
