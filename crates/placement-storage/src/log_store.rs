@@ -32,7 +32,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
 use crate::error::{Error, Result};
 use crate::keys::{self, COMMITTED, LAST_PURGED, LOG_KEY_END, VOTE};
-use crate::store::{cf, get_meta, synced, unsynced};
+use crate::store::{cf, get_meta, put_meta, synced, unsynced};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 /// The Raft log store. Cloning is cheap: clones share the database.
@@ -166,7 +166,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, VOTE.cf)?, VOTE.key, VOTE.encode(vote)?);
+        put_meta(&self.db, &mut batch, &VOTE, vote)?;
         // Synced: a vote must be on disk before it is acted upon (never vote twice in a term).
         self.write_synced(batch).await?;
         Ok(())

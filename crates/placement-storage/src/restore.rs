@@ -31,7 +31,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 use crate::error::{Error, Result};
 use crate::keys::{APPLIED, CF_RAFT_LOG, CF_SM_RECORDS, COMMITTED, LAST_PURGED, MEMBERSHIP, VOTE};
 use crate::snapshot::{SnapshotReader, SnapshotWriter};
-use crate::store::{cf, get_meta, synced, Store};
+use crate::store::{cf, get_meta, put_meta, synced, Store};
 use crate::types::{LogId, Membership, NodeId, PeerNode, SnapshotMeta, StoredMembership, Vote};
 
 /// What [`restore`] restored.
@@ -100,27 +100,11 @@ pub fn restore(data_dir: &Path, node_id: NodeId, me: PeerNode, backup: &Path) ->
 
     let term = last_log_id.committed_leader_id().term();
     let vote = Vote::new_committed(term, node_id);
-    batch.put_cf(
-        cf(db, APPLIED.cf)?,
-        APPLIED.key,
-        APPLIED.encode(&last_log_id)?,
-    );
-    batch.put_cf(
-        cf(db, MEMBERSHIP.cf)?,
-        MEMBERSHIP.key,
-        MEMBERSHIP.encode(&stored)?,
-    );
-    batch.put_cf(cf(db, VOTE.cf)?, VOTE.key, VOTE.encode(&vote)?);
-    batch.put_cf(
-        cf(db, COMMITTED.cf)?,
-        COMMITTED.key,
-        COMMITTED.encode(&last_log_id)?,
-    );
-    batch.put_cf(
-        cf(db, LAST_PURGED.cf)?,
-        LAST_PURGED.key,
-        LAST_PURGED.encode(&last_log_id)?,
-    );
+    put_meta(db, &mut batch, &APPLIED, &last_log_id)?;
+    put_meta(db, &mut batch, &MEMBERSHIP, &stored)?;
+    put_meta(db, &mut batch, &VOTE, &vote)?;
+    put_meta(db, &mut batch, &COMMITTED, &last_log_id)?;
+    put_meta(db, &mut batch, &LAST_PURGED, &last_log_id)?;
     // Synced, one batch: the directory is either still empty (but bound to the id) or fully
     // restored.
     db.write_opt(batch, &synced())?;

@@ -53,7 +53,7 @@ use crate::dedup::RequestTable;
 use crate::error::{Error, Result};
 use crate::keys::{self, APPLIED, CF_SM_RECORDS, MEMBERSHIP, RECORD_KEY_END, RECORD_KEY_START};
 use crate::snapshot::{SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
-use crate::store::{cf, get_meta, synced, unsynced};
+use crate::store::{cf, get_meta, put_meta, synced, unsynced};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// The state machine. Holds the in-memory [`State`] that readers share through
@@ -146,11 +146,7 @@ impl StateMachine {
             EntryPayload::Blank => (Ok(Outcome::Done), Vec::new()),
             EntryPayload::Membership(m) => {
                 let stored = StoredMembership::new(Some(log_id), m);
-                batch.put_cf(
-                    cf(&self.db, MEMBERSHIP.cf)?,
-                    MEMBERSHIP.key,
-                    MEMBERSHIP.encode(&stored)?,
-                );
+                put_meta(&self.db, batch, &MEMBERSHIP, &stored)?;
                 membership = Some(stored);
                 (Ok(Outcome::Done), Vec::new())
             }
@@ -187,11 +183,7 @@ impl StateMachine {
                 (key, None) => batch.delete_cf(cf_records, key),
             }
         }
-        batch.put_cf(
-            cf(&self.db, APPLIED.cf)?,
-            APPLIED.key,
-            APPLIED.encode(&log_id)?,
-        );
+        put_meta(&self.db, batch, &APPLIED, &log_id)?;
 
         if !changes.is_empty() {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
@@ -354,16 +346,11 @@ fn install_snapshot(
         load_row(&mut state, &mut requests, &key, &value)?;
         batch.put_cf(cf_records, key, value);
     }
-    let cf_meta = cf(db, APPLIED.cf)?;
     match &meta.last_log_id {
-        Some(id) => batch.put_cf(cf_meta, APPLIED.key, APPLIED.encode(id)?),
-        None => batch.delete_cf(cf_meta, APPLIED.key),
+        Some(id) => put_meta(db, &mut batch, &APPLIED, id)?,
+        None => batch.delete_cf(cf(db, APPLIED.cf)?, APPLIED.key),
     }
-    batch.put_cf(
-        cf(db, MEMBERSHIP.cf)?,
-        MEMBERSHIP.key,
-        MEMBERSHIP.encode(&meta.last_membership)?,
-    );
+    put_meta(db, &mut batch, &MEMBERSHIP, &meta.last_membership)?;
     // Synced, one batch: the old records, the new ones and the applied id switch together,
     // and must be durable before openraft purges the log entries this snapshot replaces.
     db.write_opt(batch, &synced())?;

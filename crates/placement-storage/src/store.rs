@@ -12,7 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch, WriteOptions, DB,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -63,6 +65,17 @@ pub(crate) fn get_meta<T: Serialize + DeserializeOwned>(
         Some(bytes) => Ok(Some(key.decode(&bytes)?)),
         None => Ok(None),
     }
+}
+
+/// Adds `value` under the metadata key `key` to `batch` (the write side of [`get_meta`]).
+pub(crate) fn put_meta<T: Serialize + DeserializeOwned>(
+    db: &DB,
+    batch: &mut WriteBatch,
+    key: &MetaKey<T>,
+    value: &T,
+) -> Result<()> {
+    batch.put_cf(cf(db, key.cf)?, key.key, key.encode(value)?);
+    Ok(())
 }
 
 /// An open data directory: the RocksDB handle shared by the log store and the state machine.
