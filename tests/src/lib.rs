@@ -111,22 +111,34 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node that is not started yet: the binary [`placementd_bin`] finds, a fresh temp dir
+    /// (named `prefix…`) for its data and log, API port `port`, and for a cluster member a
+    /// peer port (passed as `--peer-listen`) before the other flags `args`.
+    fn new(
+        prefix: &str,
+        node_id: u64,
+        port: u16,
+        peer_port: Option<u16>,
+        args: Vec<String>,
+    ) -> Result<Node> {
+        let peer_listen = peer_port
+            .into_iter()
+            .flat_map(|p| ["--peer-listen".to_string(), format!("127.0.0.1:{p}")]);
+        Ok(Node {
+            bin: placementd_bin()?,
+            port,
+            node_id,
+            extra_args: peer_listen.chain(args).collect(),
+            peer_port,
+            more_args: Vec::new(),
+            dir: tempfile::Builder::new().prefix(prefix).tempdir()?,
+            child: None,
+        })
+    }
+
     /// Starts a fresh node on a free port with an empty data dir and waits until it is ready.
     pub async fn start() -> Result<Node> {
-        let bin = placementd_bin()?;
-        let dir = tempfile::Builder::new()
-            .prefix("placementd-test-")
-            .tempdir()?;
-        let mut node = Node {
-            bin,
-            port: 0,
-            node_id: 1,
-            extra_args: Vec::new(),
-            peer_port: None,
-            more_args: Vec::new(),
-            dir,
-            child: None,
-        };
+        let mut node = Node::new("placementd-test-", 1, 0, None, Vec::new())?;
         let mut last_err: Option<Error> = None;
         for _ in 0..START_ATTEMPTS {
             node.port = free_port()?;
@@ -144,21 +156,8 @@ impl Node {
     /// node `node_id`, then starts that node alone (with a peer port, so members can be added)
     /// and waits until it is ready.
     pub async fn from_backup(backup: &Path, node_id: u64) -> Result<Node> {
-        let bin = placementd_bin()?;
-        let dir = tempfile::Builder::new()
-            .prefix("placementd-restored-")
-            .tempdir()?;
         let (api, peer) = (free_port()?, free_port()?);
-        let mut node = Node {
-            bin,
-            port: api,
-            node_id,
-            extra_args: vec!["--peer-listen".to_string(), format!("127.0.0.1:{peer}")],
-            peer_port: Some(peer),
-            more_args: Vec::new(),
-            dir,
-            child: None,
-        };
+        let mut node = Node::new("placementd-restored-", node_id, api, Some(peer), Vec::new())?;
         let out = Command::new(&node.bin)
             .arg("restore")
             .arg("--backup")
@@ -410,7 +409,6 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra flags for every node (e.g. `--snapshot-every`).
     pub async fn start_with(n: usize, extra: &[&str]) -> Result<Cluster> {
-        let bin = placementd_bin()?;
         let mut ports = Vec::new();
         for _ in 0..n {
             ports.push((free_port()?, free_port()?));
@@ -423,27 +421,12 @@ impl Cluster {
         let initial = initial.join(",");
         let mut nodes = Vec::new();
         for (i, (api, peer)) in ports.iter().enumerate() {
-            let dir = tempfile::Builder::new()
-                .prefix("placementd-cluster-")
-                .tempdir()?;
-            let mut node = Node {
-                bin: bin.clone(),
-                port: *api,
-                node_id: i as u64 + 1,
-                peer_port: Some(*peer),
-                more_args: Vec::new(),
-                extra_args: [
-                    "--peer-listen".to_string(),
-                    format!("127.0.0.1:{peer}"),
-                    "--initial-cluster".to_string(),
-                    initial.clone(),
-                ]
+            let args = ["--initial-cluster", &initial]
                 .into_iter()
-                .chain(extra.iter().map(|a| a.to_string()))
-                .collect(),
-                dir,
-                child: None,
-            };
+                .chain(extra.iter().copied())
+                .map(str::to_string)
+                .collect();
+            let mut node = Node::new("placementd-cluster-", i as u64 + 1, *api, Some(*peer), args)?;
             node.spawn()?;
             nodes.push(node);
         }
@@ -462,32 +445,20 @@ impl Cluster {
     /// flags): it waits to be added (`placementd cluster add`), so this does not wait for
     /// it to be ready. Returns its index in `nodes`.
     pub fn spawn_joining_node(&mut self, extra: &[&str]) -> Result<usize> {
-        let bin = placementd_bin()?;
         let node_id = self.nodes.iter().map(|n| n.node_id).max().unwrap_or(0) + 1;
         let (api, peer) = (free_port()?, free_port()?);
-        let dir = tempfile::Builder::new()
-            .prefix("placementd-cluster-")
-            .tempdir()?;
-        let mut node = Node {
-            bin,
-            port: api,
-            node_id,
-            peer_port: Some(peer),
-            more_args: Vec::new(),
-            extra_args: [
-                "--peer-listen".to_string(),
-                format!("127.0.0.1:{peer}"),
-                "--initial-cluster".to_string(),
-                format!("{node_id}=127.0.0.1:{api}@127.0.0.1:{peer}"),
-                "--initial-cluster-state".to_string(),
-                "existing".to_string(),
-            ]
-            .into_iter()
-            .chain(extra.iter().map(|a| a.to_string()))
-            .collect(),
-            dir,
-            child: None,
-        };
+        let member = format!("{node_id}=127.0.0.1:{api}@127.0.0.1:{peer}");
+        let args = [
+            "--initial-cluster",
+            &member,
+            "--initial-cluster-state",
+            "existing",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(str::to_string)
+        .collect();
+        let mut node = Node::new("placementd-cluster-", node_id, api, Some(peer), args)?;
         node.spawn()?;
         self.nodes.push(node);
         Ok(self.nodes.len() - 1)
@@ -674,6 +645,18 @@ impl Client {
         .await?
         .expect(200)?;
         Ok(())
+    }
+
+    /// `GET /resource_providers/{rp}/allocations` as `{consumer: {"resources": {class: n}}}`.
+    pub async fn allocations_on(&self, rp: &str) -> Result<serde_json::Map<String, Value>> {
+        let r = self
+            .get(&format!("/resource_providers/{rp}/allocations"))
+            .await?
+            .expect(200)?;
+        match r.body.get("allocations") {
+            Some(Value::Object(m)) => Ok(m.clone()),
+            _ => Err(format!("allocations on {rp}: unexpected body {}", r.text).into()),
+        }
     }
 
     /// `GET /resource_providers/{rp}/usages` as `{class: used}`.

@@ -34,13 +34,7 @@ fn new_uuid() -> String {
 
 /// Sum of the provider's allocations of `class` as `GET .../allocations` reports them.
 async fn allocated(c: &Client, rp: &str, class: &str) -> Result<(u64, usize)> {
-    let r = c
-        .get(&format!("/resource_providers/{rp}/allocations"))
-        .await?
-        .expect(200)?;
-    let allocs = r.body["allocations"]
-        .as_object()
-        .ok_or_else(|| format!("no allocations object: {}", r.text))?;
+    let allocs = c.allocations_on(rp).await?;
     let sum = allocs
         .values()
         .map(|a| a["resources"][class].as_u64().unwrap_or(0))

@@ -90,14 +90,8 @@ async fn write_through_one_follower_read_at_once_through_another() -> Result<()>
 
 /// Allocations of one provider as `{consumer: VCPU}`, read through `c`.
 async fn allocations(c: &Client, rp: &str) -> Result<BTreeMap<String, u64>> {
-    let r = c
-        .get(&format!("/resource_providers/{rp}/allocations"))
+    Ok(c.allocations_on(rp)
         .await?
-        .expect(200)?;
-    let allocs = r.body["allocations"]
-        .as_object()
-        .ok_or_else(|| format!("no allocations object: {}", r.text))?;
-    Ok(allocs
         .iter()
         .map(|(c, a)| (c.clone(), a["resources"]["VCPU"].as_u64().unwrap_or(0)))
         .collect())

@@ -179,19 +179,12 @@ async fn writer(s: Arc<Shared>, mut log: WriterLog) -> Result<WriterLog> {
 
 /// Reads `{consumer: Holding}` for one provider's class from its allocations listing.
 async fn provider_allocations(c: &Client, rp: &str, class: &str) -> Result<HashMap<String, u64>> {
-    let r = c
-        .get(&format!("/resource_providers/{rp}/allocations"))
-        .await?
-        .expect(200)?;
-    let allocs = r.body["allocations"]
-        .as_object()
-        .ok_or("no allocations object")?;
     let mut out = HashMap::new();
-    for (consumer, a) in allocs {
+    for (consumer, a) in c.allocations_on(rp).await? {
         let n = a["resources"][class].as_u64().ok_or_else(|| {
             format!("provider {rp} lists consumer {consumer} without {class}: {a}")
         })?;
-        out.insert(consumer.clone(), n);
+        out.insert(consumer, n);
     }
     Ok(out)
 }
