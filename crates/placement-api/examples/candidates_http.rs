@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = Arc::new(LocalBackend::from_state(support::build(n)));
     eprintln!(
         "built {} providers in {:?}",
-        backend.with_state(|s| s.provider_count()),
+        backend.state().provider_count(),
         t.elapsed()
     );
     let app = router(backend.clone(), ApiConfig::default());
@@ -107,7 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut search_times = Vec::with_capacity(iters);
         for _ in 0..iters {
             let t = Instant::now();
-            let found = backend.with_state(|s| placement_core::candidates::search(s, &req));
+            let found = placement_core::candidates::search(&backend.state(), &req);
             search_times.push(t.elapsed().as_secs_f64() * 1e3);
             drop(found);
         }

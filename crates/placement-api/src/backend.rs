@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use placement_core::State;
-use placement_types::{ApplyResult, Request};
+use placement_types::{ApplyResult, Origin, Request};
 
 /// Why a write or read barrier could not be served (not a domain rejection: those come
 /// back inside [`ApplyResult`]). Mapped to 503.
@@ -20,23 +20,27 @@ pub enum BackendError {
 
 /// What an implementor must guarantee:
 /// - `write` returns only after the request is committed and applied on this node (so a read
-///   that follows on this node sees it), and returns the result `apply` produced.
+///   that follows on this node sees it), and returns the result `apply` produced. `origin`
+///   is the caller the request is for (for logs), never part of the command.
 /// - `read_barrier` returns once this node's state includes every write acknowledged by any
 ///   node before the call (linearizable reads).
-/// - `with_state` gives a consistent view of one applied prefix of the log.
+/// - `state` returns a consistent view of one applied prefix of the log that later writes do
+///   not change, cheaply (readers hold it while they build an answer; it must not hold up
+///   writes).
 pub trait Backend: Send + Sync + 'static {
     fn write(
         &self,
         request: Request,
+        origin: Origin,
     ) -> impl Future<Output = Result<ApplyResult, BackendError>> + Send;
     fn read_barrier(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
-    fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R;
+    fn state(&self) -> Arc<State>;
 }
 
 /// An in-process backend: applies each request at once to a state behind a lock.
 #[derive(Debug, Default, Clone)]
 pub struct LocalBackend {
-    state: Arc<RwLock<State>>,
+    state: Arc<RwLock<Arc<State>>>,
 }
 
 impl LocalBackend {
@@ -48,19 +52,24 @@ impl LocalBackend {
     /// deployment without going through the API).
     pub fn from_state(state: State) -> Self {
         LocalBackend {
-            state: Arc::new(RwLock::new(state)),
+            state: Arc::new(RwLock::new(Arc::new(state))),
         }
     }
 }
 
 impl Backend for LocalBackend {
-    async fn write(&self, request: Request) -> Result<ApplyResult, BackendError> {
-        let mut state = self
+    async fn write(&self, request: Request, _origin: Origin) -> Result<ApplyResult, BackendError> {
+        let mut current = self
             .state
             .write()
             .map_err(|_| BackendError::Unavailable("state lock poisoned".into()))?;
-        let applied = placement_core::apply(&state, &request);
-        state.commit(&applied.changes);
+        let applied = placement_core::apply(&current, &request);
+        if !applied.changes.is_empty() {
+            // A persistent state: the clone shares everything until the commit.
+            let mut next = State::clone(&current);
+            next.commit(&applied.changes);
+            *current = Arc::new(next);
+        }
         Ok(applied.result)
     }
 
@@ -68,8 +77,7 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        f(&state)
+    fn state(&self) -> Arc<State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -36,6 +36,7 @@ use placement_types::Uuid;
 
 use crate::error::{explanation, title, ApiError, ErrorMark};
 use crate::ApiConfig;
+use placement_net::layers::Detail;
 
 /// The oldest microversion served.
 pub const MIN_VERSION: Microversion = Microversion { major: 1, minor: 0 };
@@ -395,6 +396,11 @@ pub(crate) async fn pipeline(
         method: method.as_str(),
     };
     let is_root = req.uri().path() == "/" || req.uri().path().is_empty();
+    let tls = req
+        .extensions()
+        .get::<placement_net::ConnInfo>()
+        .is_some_and(|c| c.tls);
+    let trust_proxy = config.enable_proxy_headers_parsing;
     let origin = header_str(&headers, "origin").map(str::to_string);
     let cors = config.cors.clone();
     if let (Some(cors), Some(origin)) = (&cors, &origin) {
@@ -497,8 +503,10 @@ pub(crate) async fn pipeline(
     // webob makes a relative `location` absolute with the request's scheme and host.
     if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
         if loc.starts_with('/') {
-            let scheme = header_str(&headers, "x-forwarded-proto").unwrap_or("http");
-            let host = header_str(&headers, "host").unwrap_or("localhost");
+            let scheme = request_scheme(&headers, tls, trust_proxy);
+            let host = header_str(&headers, "host")
+                .filter(|h| is_plain_authority(h))
+                .unwrap_or("localhost");
             if let Ok(v) = HeaderValue::from_str(&format!("{scheme}://{host}{loc}")) {
                 resp.headers_mut().insert(LOCATION, v);
             }
@@ -535,6 +543,33 @@ pub(crate) async fn pipeline(
         }
     }
     resp
+}
+
+/// The scheme clients used: `https` on a TLS connection, or what a trusted proxy says in
+/// `X-Forwarded-Proto` (only `http` or `https`; oslo's `enable_proxy_headers_parsing`).
+fn request_scheme(headers: &HeaderMap, tls: bool, trust_proxy: bool) -> &'static str {
+    let forwarded = trust_proxy
+        .then(|| header_str(headers, "x-forwarded-proto"))
+        .flatten()
+        .map(|p| p.trim().to_ascii_lowercase());
+    match forwarded.as_deref() {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ if tls => "https",
+        _ => "http",
+    }
+}
+
+/// Whether a `Host` value is a bare `host[:port]` that can go into a URL as it is: no user
+/// info, path, query, whitespace or control characters (a client's header is never trusted
+/// to build a redirect target with).
+fn is_plain_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
+        && host.parse::<http::uri::Authority>().is_ok()
 }
 
 /// Headers a CORS preflight may always ask for.
@@ -613,6 +648,15 @@ fn finish(resp: Response, env: &ErrorEnv<'_>) -> Response {
     let (parts, _body) = resp.into_parts();
     let (detail, code) = match parts.extensions.get::<ErrorMark>() {
         Some(m) => (m.detail.clone(), m.code),
+        // A limit's answer (shed load, a deadline, a caught panic).
+        None if parts.extensions.get::<Detail>().is_some() => (
+            parts
+                .extensions
+                .get::<Detail>()
+                .map(|d| d.0.to_string())
+                .unwrap_or_default(),
+            placement_types::ErrorCode::Undefined,
+        ),
         None => {
             let detail = match status {
                 StatusCode::METHOD_NOT_ALLOWED => {
@@ -686,6 +730,27 @@ mod tests {
             ok(&[("openstack-api-version", "placement pony.horse")]),
             "400 invalid version string: pony.horse"
         );
+    }
+
+    #[test]
+    fn location_parts_come_only_from_sane_headers() {
+        let h = hv(&[("x-forwarded-proto", "javascript")]);
+        assert_eq!(request_scheme(&h, false, true), "http");
+        assert_eq!(request_scheme(&h, true, true), "https");
+        let h = hv(&[("x-forwarded-proto", "HTTPS")]);
+        assert_eq!(request_scheme(&h, false, true), "https");
+        assert_eq!(request_scheme(&h, false, false), "http");
+        for good in [
+            "placement.example:8778",
+            "127.0.0.1:8778",
+            "[::1]:8778",
+            "a_b",
+        ] {
+            assert!(is_plain_authority(good), "{good}");
+        }
+        for bad in ["evil.com/x?", "u@evil.com", "a b", "", "x\\y", "h\"q"] {
+            assert!(!is_plain_authority(bad), "{bad}");
+        }
     }
 
     #[test]

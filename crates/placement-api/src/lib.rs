@@ -50,15 +50,26 @@ pub mod schema;
 pub mod util;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use placement_net::layers;
 
 pub use backend::{Backend, BackendError, LocalBackend};
 pub use context::{Ctx, Microversion};
 pub use error::ApiError;
 pub use policy::PolicyMode;
 pub use util::QueryParams;
+
+/// Default number of requests served at once; more are answered 503 with `Retry-After`.
+/// A node's throughput saturates far below it (2 cores serve a few thousand requests a
+/// second of a few ms each), so it only bounds memory under a flood.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 1024;
+
+/// Default deadline of a request. Reads wait at most 5 s for a read barrier and writes 10 s
+/// for their entry; this cuts off only what would otherwise hang a client.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default largest request body accepted (bytes). Placement has no limit of its own; the
 /// largest legitimate bodies (a reshape or `POST /allocations` for thousands of consumers)
@@ -74,7 +85,23 @@ pub struct ApiConfig {
     pub policy: PolicyMode,
     /// Cross-origin resource sharing; `None` disables it (preflights then get 405).
     pub cors: Option<CorsConfig>,
+    /// Requests served at once; more get 503.
+    pub max_requests_in_flight: usize,
+    /// A request not answered within this gets 503.
+    pub request_timeout: Duration,
+    /// Stop enumerating allocation candidates after this many (Placement's
+    /// `[placement] max_allocation_candidates`); `None`: no bound.
+    pub max_allocation_candidates: Option<usize>,
+    /// Take the scheme of `Location` from `X-Forwarded-Proto` (oslo.middleware's
+    /// `enable_proxy_headers_parsing`): only behind a proxy that sets it.
+    pub enable_proxy_headers_parsing: bool,
 }
+
+/// Default of [`ApiConfig::max_allocation_candidates`]. Placement's default is unlimited,
+/// and a few granular groups over a wide tree then multiply into hundreds of megabytes; nova
+/// asks for at most 1,000 (`[scheduler] max_placement_results`), so ten times that leaves
+/// every real scheduler its full answer.
+pub const DEFAULT_MAX_ALLOCATION_CANDIDATES: usize = 10_000;
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -82,6 +109,10 @@ impl Default for ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             policy: PolicyMode::Legacy,
             cors: None,
+            max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_allocation_candidates: Some(DEFAULT_MAX_ALLOCATION_CANDIDATES),
+            enable_proxy_headers_parsing: false,
         }
     }
 }
@@ -157,16 +188,29 @@ pub fn router<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
         backend,
         config: config.clone(),
     };
+    // The limits sit inside the pipeline, so that their 503s and 500s get Placement's error
+    // body: shed load first (cheapest), then the deadline, then panics closest to handlers.
     let inner = handlers::routes::<B>()
         .fallback(|| async { ApiError::not_found("") })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(layers::catch_panic))
+        .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout,
+            layers::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            layers::InFlight::new(config.max_requests_in_flight),
+            layers::shed,
+        ))
         .with_state(state);
     // The pipeline wraps the whole inner router (not each route), so that it also sees the
-    // 405s and `allow` headers axum's method routers produce.
+    // 405s and `allow` headers axum's method routers produce. A panic in the pipeline itself
+    // still becomes a (plain) 500 rather than a dropped connection.
     Router::new()
         .fallback_service(inner)
         .layer(axum::middleware::from_fn_with_state(
             config,
             context::pipeline,
         ))
+        .layer(axum::middleware::from_fn(layers::catch_panic))
 }

@@ -21,7 +21,7 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LAST_MODIFIED};
 use http::request::Parts;
 use http::StatusCode;
 use placement_core::State;
-use placement_types::{Command, Outcome, Request, Timestamp};
+use placement_types::{Command, Origin, Outcome, Request, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -63,9 +63,13 @@ pub fn now() -> Timestamp {
     Timestamp(d.as_micros() as i64)
 }
 
-/// An HTTP date for a [`Timestamp`].
+/// An HTTP date for a [`Timestamp`]. Total: a time outside what an HTTP date can show
+/// (before 1970, after the year 9999; `apply` never stores one, but a record written by an
+/// older version might hold one) is shown as the nearest date that can be shown, because
+/// `httpdate` panics on a five-digit year.
 pub fn http_date(ts: Timestamp) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(ts.secs().max(0) as u64);
+    let secs = ts.secs().clamp(0, Timestamp::MAX.secs());
+    let t = UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs());
     httpdate::fmt_http_date(t)
 }
 
@@ -186,13 +190,58 @@ impl<B: Backend> AppState<B> {
             at: now(),
             command,
         };
-        let result = self.backend.write(request).await?;
+        let origin = ctx
+            .caller
+            .as_ref()
+            .map(|c| Origin {
+                user_id: c.user_id.clone(),
+                project_id: c.project_id.clone(),
+            })
+            .unwrap_or_default();
+        let result = self.backend.write(request, origin).await?;
         Ok(result?)
     }
 
-    /// A linearizable read: waits for the read barrier, then runs `f` over the state.
+    /// A linearizable read: waits for the read barrier, then runs `f` over a snapshot of
+    /// the state (writes go on meanwhile).
     pub async fn read<R>(&self, f: impl FnOnce(&State) -> R) -> Result<R, ApiError> {
         self.backend.read_barrier().await?;
-        Ok(self.backend.with_state(f))
+        Ok(f(&self.backend.state()))
+    }
+
+    /// [`Self::read`] for a read that may take long (a large search and its serialization):
+    /// `f` runs on a blocking thread, so that it holds up neither other requests on this
+    /// runtime thread nor, holding only a snapshot, the state machine.
+    pub async fn read_blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&State) -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        self.backend.read_barrier().await?;
+        let state = self.backend.state();
+        tokio::task::spawn_blocking(move || f(&state))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("read task failed: {e}"),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_total() {
+        assert_eq!(http_date(Timestamp(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(Timestamp(-5)), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(Timestamp::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        // A five-digit year made httpdate panic inside a handler.
+        assert_eq!(
+            http_date(Timestamp(i64::MAX)),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
     }
 }

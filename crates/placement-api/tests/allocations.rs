@@ -23,11 +23,14 @@ fn uuid(s: &str) -> Uuid {
 
 async fn seed(backend: &LocalBackend, command: Command) {
     let result = backend
-        .write(Proposal {
-            id: Uuid::new_v4(),
-            at: Timestamp(1_700_000_000_000_000),
-            command,
-        })
+        .write(
+            Proposal {
+                id: Uuid::new_v4(),
+                at: Timestamp(1_700_000_000_000_000),
+                command,
+            },
+            Default::default(),
+        )
         .await
         .expect("local backend");
     result.expect("seed command accepted");

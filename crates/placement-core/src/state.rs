@@ -8,9 +8,19 @@
 //!
 //! Invariant: after every [`State::commit`] the derived indexes equal what a fresh rebuild
 //! from the records would produce (tested in `tests`).
+//!
+//! # Snapshots for readers
+//! Every map is persistent (`imbl`): cloning a `State` costs a handful of reference counts,
+//! and the clone shares everything with the original until one of them changes a part,
+//! which then copies only the path to it. Records sit behind an [`Arc`], so that a copied
+//! node copies pointers, not providers. This is what lets a read hold a snapshot of the
+//! whole state for as long as it takes to build and serialize its answer while the state
+//! machine keeps committing (`placement-storage`'s `SharedState`): readers and the writer
+//! never wait for each other.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
+use imbl::{HashMap, OrdMap, OrdSet};
 use placement_types::{standard, Consumer, ResourceClass, ResourceProvider, Trait, Uuid};
 
 /// One stored record replaced (`Some`) or removed (`None`). Storage maps each to one key.
@@ -31,25 +41,29 @@ pub enum Record {
     Trait(Trait),
 }
 
-/// Placement's whole state. Read it freely; change it only through `apply`.
+/// Units of each resource class allocated from one provider.
+pub type Usages = OrdMap<String, i64>;
+
+/// Placement's whole state. Read it freely; change it only through `apply`. Cheap to clone
+/// (see the module doc).
 #[derive(Debug, Clone, Default)]
 pub struct State {
-    providers: BTreeMap<Uuid, ResourceProvider>,
-    consumers: BTreeMap<Uuid, Consumer>,
-    resource_classes: BTreeMap<String, ResourceClass>,
-    traits: BTreeMap<String, Trait>,
+    providers: OrdMap<Uuid, Arc<ResourceProvider>>,
+    consumers: OrdMap<Uuid, Arc<Consumer>>,
+    resource_classes: OrdMap<String, Arc<ResourceClass>>,
+    traits: OrdMap<String, Arc<Trait>>,
     // Derived indexes.
     provider_names: HashMap<String, Uuid>,
-    children: HashMap<Uuid, BTreeSet<Uuid>>,
+    children: HashMap<Uuid, OrdSet<Uuid>>,
     /// provider -> resource class -> units used.
-    usages: HashMap<Uuid, BTreeMap<String, i64>>,
+    usages: HashMap<Uuid, Usages>,
     /// provider -> consumers holding allocations against it.
-    provider_consumers: HashMap<Uuid, BTreeSet<Uuid>>,
+    provider_consumers: HashMap<Uuid, OrdSet<Uuid>>,
     /// trait -> providers that have it (allocation candidates: sharing providers, traits).
-    trait_providers: HashMap<String, BTreeSet<Uuid>>,
+    trait_providers: HashMap<String, OrdSet<Uuid>>,
     /// aggregate -> (root, provider) of its members (allocation candidates: `member_of`,
     /// sharing providers). Keyed by root first so a sharing provider's trees come out sorted.
-    aggregate_members: HashMap<Uuid, BTreeSet<(Uuid, Uuid)>>,
+    aggregate_members: HashMap<Uuid, OrdSet<(Uuid, Uuid)>>,
 }
 
 impl State {
@@ -63,23 +77,29 @@ impl State {
             Record::Provider(p) => self.set_provider(p.uuid, Some(p)),
             Record::Consumer(c) => self.set_consumer(c.uuid, Some(c)),
             Record::ResourceClass(rc) => {
-                self.resource_classes.insert(rc.name.clone(), rc);
+                self.resource_classes.insert(rc.name.clone(), Arc::new(rc));
             }
             Record::Trait(t) => {
-                self.traits.insert(t.name.clone(), t);
+                self.traits.insert(t.name.clone(), Arc::new(t));
             }
         }
     }
 
     /// Every stored record, in a deterministic order (for snapshots and digests).
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        self.resource_classes
-            .values()
-            .cloned()
-            .map(Record::ResourceClass)
-            .chain(self.traits.values().cloned().map(Record::Trait))
-            .chain(self.providers.values().cloned().map(Record::Provider))
-            .chain(self.consumers.values().cloned().map(Record::Consumer))
+        let rcs = self.resource_classes.values();
+        rcs.map(|rc| Record::ResourceClass(ResourceClass::clone(rc)))
+            .chain(self.traits.values().map(|t| Record::Trait(Trait::clone(t))))
+            .chain(
+                self.providers
+                    .values()
+                    .map(|p| Record::Provider(ResourceProvider::clone(p))),
+            )
+            .chain(
+                self.consumers
+                    .values()
+                    .map(|c| Record::Consumer(Consumer::clone(c))),
+            )
     }
 
     /// Applies changes computed by `apply` to the records and every derived index.
@@ -90,7 +110,8 @@ impl State {
                 Change::Consumer(uuid, c) => self.set_consumer(*uuid, c.clone()),
                 Change::ResourceClass(name, rc) => match rc {
                     Some(rc) => {
-                        self.resource_classes.insert(name.clone(), rc.clone());
+                        self.resource_classes
+                            .insert(name.clone(), Arc::new(rc.clone()));
                     }
                     None => {
                         self.resource_classes.remove(name);
@@ -98,7 +119,7 @@ impl State {
                 },
                 Change::Trait(name, t) => match t {
                     Some(t) => {
-                        self.traits.insert(name.clone(), t.clone());
+                        self.traits.insert(name.clone(), Arc::new(t.clone()));
                     }
                     None => {
                         self.traits.remove(name);
@@ -155,7 +176,7 @@ impl State {
                     .or_default()
                     .insert((p.root, uuid));
             }
-            self.providers.insert(uuid, p);
+            self.providers.insert(uuid, Arc::new(p));
         }
     }
 
@@ -194,18 +215,18 @@ impl State {
                     .or_default()
                     .insert(uuid);
             }
-            self.consumers.insert(uuid, c);
+            self.consumers.insert(uuid, Arc::new(c));
         }
     }
 
     // ---- Read access -------------------------------------------------------------------
 
     pub fn provider(&self, uuid: &Uuid) -> Option<&ResourceProvider> {
-        self.providers.get(uuid)
+        self.providers.get(uuid).map(|p| &**p)
     }
 
     pub fn providers(&self) -> impl Iterator<Item = &ResourceProvider> {
-        self.providers.values()
+        self.providers.values().map(|p| &**p)
     }
 
     /// Providers with a uuid greater than `after` (all of them for `None`), in uuid order.
@@ -217,7 +238,7 @@ impl State {
         };
         self.providers
             .range((start, Bound::Unbounded))
-            .map(|(_, p)| p)
+            .map(|(_, p)| &**p)
     }
 
     pub fn provider_count(&self) -> usize {
@@ -225,9 +246,7 @@ impl State {
     }
 
     pub fn provider_by_name(&self, name: &str) -> Option<&ResourceProvider> {
-        self.provider_names
-            .get(name)
-            .and_then(|u| self.providers.get(u))
+        self.provider_names.get(name).and_then(|u| self.provider(u))
     }
 
     /// Direct children of a provider, by uuid.
@@ -278,7 +297,7 @@ impl State {
     }
 
     /// Units of each resource class allocated from a provider.
-    pub fn usages(&self, provider: &Uuid) -> Option<&BTreeMap<String, i64>> {
+    pub fn usages(&self, provider: &Uuid) -> Option<&Usages> {
         self.usages.get(provider)
     }
 
@@ -296,15 +315,15 @@ impl State {
             .get(provider)
             .into_iter()
             .flatten()
-            .filter_map(|c| self.consumers.get(c))
+            .filter_map(|c| self.consumer(c))
     }
 
     pub fn consumer(&self, uuid: &Uuid) -> Option<&Consumer> {
-        self.consumers.get(uuid)
+        self.consumers.get(uuid).map(|c| &**c)
     }
 
     pub fn consumers(&self) -> impl Iterator<Item = &Consumer> {
-        self.consumers.values()
+        self.consumers.values().map(|c| &**c)
     }
 
     pub fn consumer_count(&self) -> usize {
@@ -313,11 +332,11 @@ impl State {
 
     /// A custom resource class record.
     pub fn custom_resource_class(&self, name: &str) -> Option<&ResourceClass> {
-        self.resource_classes.get(name)
+        self.resource_classes.get(name).map(|rc| &**rc)
     }
 
     pub fn custom_resource_classes(&self) -> impl Iterator<Item = &ResourceClass> {
-        self.resource_classes.values()
+        self.resource_classes.values().map(|rc| &**rc)
     }
 
     /// Whether a resource class (standard or custom) exists.
@@ -326,11 +345,11 @@ impl State {
     }
 
     pub fn custom_trait(&self, name: &str) -> Option<&Trait> {
-        self.traits.get(name)
+        self.traits.get(name).map(|t| &**t)
     }
 
     pub fn custom_traits(&self) -> impl Iterator<Item = &Trait> {
-        self.traits.values()
+        self.traits.values().map(|t| &**t)
     }
 
     /// Whether a trait (standard or custom) exists.

@@ -84,6 +84,10 @@ pub fn raft_config_with(snapshot_every: u64) -> Result<Arc<Config>, Error> {
         // A restarted leader goes through a normal election (standard Raft): applied state is
         // not fsynced on every apply, so leadership must be re-earned, not restored.
         enable_leader_restore: Some(false),
+        // Pre-vote: a node that cannot win (partitioned, restarted, or removed from the
+        // membership, whose votes the peer port refuses) does not raise its term, so it
+        // cannot disrupt a healthy leader when it comes back (`guard.rs`).
+        enable_pre_vote: Some(true),
         ..Config::default()
     };
     let config = config

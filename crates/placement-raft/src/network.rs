@@ -2,26 +2,39 @@
 //! index requests to another member's peer port.
 //!
 //! # Wire
-//! Every call is an HTTP/1.1 `POST` to `http://<peer_addr><path>` (paths in [`paths`]) whose
-//! body is the bincode encoding (`placement_types::encode`) of the request and whose `200`
+//! Every call is an HTTP/1.1 `POST` to a member's peer port (paths in [`paths`]) whose body
+//! is the bincode encoding (`placement_types::encode`) of the request and whose `200`
 //! response body is the bincode encoding of a `Result<response, PeerError>`. HTTP is only the
 //! framing: keep-alive connections are pooled per peer by one shared [`PeerClient`]
 //! (reqwest over hyper), so a heartbeat or an append costs one round trip, not a TCP
-//! handshake. Any non-200 status or undecodable body is a transport error.
+//! handshake. Any non-200 status, an answer larger than [`crate::MAX_PEER_BODY`] or one that
+//! does not decode is a transport error.
+//!
+//! # TLS and who is called
+//! With TLS ([`PeerClient::new`] given the peer port's [`TlsSource`]) a member is called as
+//! `https://node<ID>/...`: the name resolves to the address the membership records for that
+//! node ([`PeerResolver`]), and the server must present a certificate from the cluster CA
+//! naming `node<ID>` (`placement_net::tls::ClusterServerVerifier`); this node presents its
+//! own. So a call reaches the member it means or fails, whatever answers at the address.
+//! Certificates rotated on disk are picked up by the next connection.
 //!
 //! A snapshot is streamed: the body is `u32 big-endian length + bincode(SnapshotHeader)`
 //! followed by the snapshot file's bytes, read from the open file in [`SNAPSHOT_CHUNK`]
 //! pieces, so the sender never holds the whole snapshot in memory. The receiver checks the
 //! byte count from the header before it installs anything.
 //!
+//! An append larger than [`MAX_APPEND_BYTES`] is cut: the first entries that fit (at least
+//! one) are sent and openraft is told they matched (`PartialSuccess`); it sends the rest in
+//! the next call. So no legitimate append exceeds the receiver's body limit.
+//!
 //! # Errors
 //! A refused or failed connection is `Unreachable` (openraft backs off before retrying); a
-//! request that reached the peer but failed is a `Network` error (retried at once). A node
-//! never opens a client to itself: openraft does not replicate to the local node, and the
-//! forwarding paths in `node.rs` check the target is another node.
+//! request that reached the peer but failed is a `Network` error (retried at once). Answers
+//! whose terms or indexes are beyond the bounds of `guard.rs` are refused like a bad body. A
+//! node never opens a client to itself: openraft does not replicate to the local node, and
+//! the forwarding paths in `node.rs` check the target is another node.
 //!
-//! Left out: TLS and peer authentication (run the peer port on a private network), and
-//! compression of append bodies.
+//! Left out: compression of append bodies.
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,11 +47,16 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
+use placement_net::TlsSource;
 use placement_storage::{NodeId, PeerNode, SnapshotFile, SnapshotMeta, TypeConfig, Vote};
-use placement_types::{ApplyResult, Request};
+use placement_types::{ApplyResult, Origin, Request};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::io::AsyncReadExt;
+
+use crate::guard;
 
 type Snapshot = placement_storage::Snapshot;
 
@@ -62,8 +80,14 @@ pub mod paths {
 /// takes longer than this is to a dead host.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Idle keep-alive connections are closed after this long.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle keep-alive connections are closed after this long: well before the serving side
+/// closes them (`placement_net::serve::DEFAULT_HEADER_TIMEOUT`), so a pooled connection is
+/// not reused in the instant the server drops it.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The largest append body sent in one call (see the module doc): a quarter of what a
+/// receiver accepts, so the encoding of the request around the entries always fits.
+pub const MAX_APPEND_BYTES: usize = crate::MAX_PEER_BODY / 4;
 
 /// The least time an AppendEntries call (heartbeats included) is given before it is failed:
 /// the minimum election timeout. A follower that answers slower than that would have started
@@ -114,9 +138,24 @@ pub struct MembershipOutcome {
     pub members: Vec<Member>,
 }
 
+/// A client write a follower forwards to the leader, with the caller it served (for the
+/// leader's log; the forwarding node itself is known from its certificate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub request: Request,
+    pub origin: Origin,
+}
+
+/// A member to call: its id and the peer address the membership records for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: NodeId,
+    pub addr: String,
+}
+
 /// What precedes a snapshot file's bytes in a snapshot body.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SnapshotHeader {
+pub struct SnapshotHeader {
     pub vote: Vote,
     pub meta: SnapshotMeta,
     /// Length of the file that follows, checked by the receiver.
@@ -134,60 +173,180 @@ pub enum TransportError {
     Call { addr: String, message: String },
 }
 
+/// Resolves `node<ID>` to the address the membership records for node `ID` (the client
+/// learns it from each call's [`Peer`]); a DNS name there is looked up as usual.
+#[derive(Debug, Default)]
+pub struct PeerResolver {
+    addrs: RwLock<HashMap<NodeId, String>>,
+}
+
+impl PeerResolver {
+    fn remember(&self, peer: &Peer) {
+        let known = self
+            .addrs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer.id)
+            .is_some_and(|a| *a == peer.addr);
+        if !known {
+            self.addrs
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(peer.id, peer.addr.clone());
+        }
+    }
+}
+
+impl reqwest::dns::Resolve for PeerResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let addr = placement_net::parse_node_name(name.as_str()).and_then(|id| {
+            self.addrs
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .cloned()
+        });
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            let addr = addr.ok_or_else(|| format!("{name} is not a known member"))?;
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host(addr.as_str()).await?.collect();
+            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 /// A pooled HTTP client for the peer ports of all members. Cheap to clone (shared pool).
 #[derive(Debug, Clone)]
 pub struct PeerClient {
-    http: reqwest::Client,
+    inner: Arc<ClientInner>,
+}
+
+#[derive(Debug)]
+struct ClientInner {
+    tls: Option<Arc<TlsSource>>,
+    resolver: Arc<PeerResolver>,
+    /// The client, and the TLS generation it was built for.
+    http: Mutex<(u64, reqwest::Client)>,
+}
+
+fn build_http(
+    tls: Option<&TlsSource>,
+    resolver: &Arc<PeerResolver>,
+) -> Result<reqwest::Client, crate::Error> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(tls) = tls {
+        let config = tls.client().ok_or_else(|| {
+            crate::Error::Config("the peer TLS configuration has no client side".into())
+        })?;
+        builder = builder
+            .use_preconfigured_tls((*config).clone())
+            .dns_resolver(resolver.clone())
+            .https_only(true);
+    }
+    builder
+        .build()
+        .map_err(|e| crate::Error::Config(format!("peer HTTP client: {e}")))
 }
 
 impl PeerClient {
-    pub fn new() -> Result<Self, crate::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(|e| crate::Error::Config(format!("peer HTTP client: {e}")))?;
-        Ok(PeerClient { http })
+    /// A client that calls members over TLS when `tls` (the peer port's configuration) is
+    /// given, in plaintext otherwise.
+    pub fn new(tls: Option<Arc<TlsSource>>) -> Result<Self, crate::Error> {
+        let resolver = Arc::new(PeerResolver::default());
+        let generation = tls.as_ref().map_or(0, |t| t.generation());
+        let http = build_http(tls.as_deref(), &resolver)?;
+        Ok(PeerClient {
+            inner: Arc::new(ClientInner {
+                tls,
+                resolver,
+                http: Mutex::new((generation, http)),
+            }),
+        })
     }
 
-    fn url(addr: &str, path: &str) -> String {
-        format!("http://{addr}{path}")
+    /// The HTTP client, rebuilt when the certificates were reloaded.
+    fn http(&self) -> reqwest::Client {
+        let mut http = self.inner.http.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tls) = &self.inner.tls {
+            let generation = tls.generation();
+            if generation != http.0 {
+                match build_http(Some(tls), &self.inner.resolver) {
+                    Ok(client) => *http = (generation, client),
+                    Err(e) => tracing::error!(error = %e, "peer client not rebuilt"),
+                }
+            }
+        }
+        http.1.clone()
     }
 
-    fn transport(addr: &str, e: &reqwest::Error) -> TransportError {
+    fn url(&self, peer: &Peer, path: &str) -> String {
+        match &self.inner.tls {
+            Some(_) => {
+                self.inner.resolver.remember(peer);
+                format!("https://{}{path}", placement_net::node_name(peer.id))
+            }
+            None => format!("http://{}{path}", peer.addr),
+        }
+    }
+
+    fn transport(peer: &Peer, e: &reqwest::Error) -> TransportError {
+        // The source chain says why (a refused certificate, a reset); the top error alone
+        // only says that sending failed.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
         if e.is_connect() {
             TransportError::Connect {
-                addr: addr.to_string(),
-                message: e.to_string(),
+                addr: peer.addr.clone(),
+                message,
             }
         } else {
             TransportError::Call {
-                addr: addr.to_string(),
-                message: e.to_string(),
+                addr: peer.addr.clone(),
+                message,
             }
         }
     }
 
     async fn send<Resp: DeserializeOwned>(
         &self,
-        addr: &str,
+        peer: &Peer,
         builder: reqwest::RequestBuilder,
     ) -> Result<Resp, TransportError> {
         let call = |message: String| TransportError::Call {
-            addr: addr.to_string(),
+            addr: peer.addr.clone(),
             message,
         };
-        let response = builder
+        let mut response = builder
             .send()
             .await
-            .map_err(|e| Self::transport(addr, &e))?;
+            .map_err(|e| Self::transport(peer, &e))?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| Self::transport(addr, &e))?;
+            .map_err(|e| Self::transport(peer, &e))?
+        {
+            if body.len() + chunk.len() > crate::MAX_PEER_BODY {
+                return Err(call(format!(
+                    "answer larger than {} bytes",
+                    crate::MAX_PEER_BODY
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if status != reqwest::StatusCode::OK {
             return Err(call(format!(
                 "status {status}: {}",
@@ -200,64 +359,74 @@ impl PeerClient {
     /// One bincode request/response call.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        addr: &str,
+        peer: &Peer,
         path: &str,
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, TransportError> {
         let body = placement_types::encode(request).map_err(|e| TransportError::Call {
-            addr: addr.to_string(),
+            addr: peer.addr.clone(),
             message: format!("encode: {e}"),
         })?;
-        let builder = self
-            .http
-            .post(Self::url(addr, path))
-            .timeout(timeout)
-            .body(body);
-        self.send(addr, builder).await
+        self.call_encoded(peer, path, body, timeout).await
     }
 
-    /// Forwards a write to the leader at `addr`; the answer is the leader's outcome and the
+    async fn call_encoded<Resp: DeserializeOwned>(
+        &self,
+        peer: &Peer,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Resp, TransportError> {
+        let builder = self
+            .http()
+            .post(self.url(peer, path))
+            .timeout(timeout)
+            .body(body);
+        self.send(peer, builder).await
+    }
+
+    /// Forwards a write to the leader `peer`; the answer is the leader's outcome and the
     /// index of the entry that carried it.
     pub async fn forward_write(
         &self,
-        addr: &str,
-        request: &Request,
+        peer: &Peer,
+        forwarded: &Forwarded,
         timeout: Duration,
     ) -> Result<Result<(ApplyResult, u64), PeerError>, TransportError> {
-        self.call(addr, paths::WRITE, request, timeout).await
+        self.call(peer, paths::WRITE, forwarded, timeout).await
     }
 
-    /// Asks the leader at `addr` for a read index: the log index this node must have applied
+    /// Asks the leader `peer` for a read index: the log index this node must have applied
     /// before a read is linearizable.
     pub async fn read_index(
         &self,
-        addr: &str,
+        peer: &Peer,
         timeout: Duration,
     ) -> Result<Result<u64, PeerError>, TransportError> {
-        self.call(addr, paths::READ_INDEX, &(), timeout).await
+        self.call(peer, paths::READ_INDEX, &(), timeout).await
     }
 
-    /// Forwards a membership change to the leader at `addr`.
+    /// Forwards a membership change to the leader `peer`.
     pub async fn change_membership(
         &self,
-        addr: &str,
+        peer: &Peer,
         change: &MembershipChange,
         timeout: Duration,
     ) -> Result<Result<MembershipOutcome, PeerError>, TransportError> {
-        self.call(addr, paths::MEMBERSHIP, change, timeout).await
+        self.call(peer, paths::MEMBERSHIP, change, timeout).await
     }
 
-    /// Streams a snapshot to `addr`.
+    /// Streams a snapshot to `peer`.
     async fn send_snapshot(
         &self,
-        addr: &str,
+        peer: &Peer,
         vote: Vote,
         snapshot: Snapshot,
         timeout: Duration,
     ) -> Result<Result<SnapshotResponse<TypeConfig>, String>, TransportError> {
         let call = |message: String| TransportError::Call {
-            addr: addr.to_string(),
+            addr: peer.addr.clone(),
             message,
         };
         let mut file = tokio::fs::File::from_std(snapshot.snapshot.into_file());
@@ -289,11 +458,11 @@ impl PeerClient {
             chunks,
         );
         let builder = self
-            .http
-            .post(Self::url(addr, paths::SNAPSHOT))
+            .http()
+            .post(self.url(peer, paths::SNAPSHOT))
             .timeout(timeout)
             .body(reqwest::Body::wrap_stream(body));
-        self.send(addr, builder).await
+        self.send(peer, builder).await
     }
 }
 
@@ -332,8 +501,7 @@ impl PeerNetwork {
 /// openraft's client for one peer.
 #[derive(Debug)]
 pub struct PeerConnection {
-    target: NodeId,
-    addr: String,
+    peer: Peer,
     client: PeerClient,
 }
 
@@ -342,8 +510,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 
     async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> PeerConnection {
         PeerConnection {
-            target,
-            addr: node.peer_addr.clone(),
+            peer: Peer {
+                id: target,
+                addr: node.peer_addr.clone(),
+            },
             client: self.client.clone(),
         }
     }
@@ -351,9 +521,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 
 impl PeerConnection {
     fn no_address(&self) -> Option<Unreachable<TypeConfig>> {
-        self.addr
+        self.peer
+            .addr
             .is_empty()
-            .then(|| Unreachable::from_string(format!("node {} has no peer address", self.target)))
+            .then(|| Unreachable::from_string(format!("node {} has no peer address", self.peer.id)))
     }
 
     fn rpc_error(&self, e: TransportError) -> RPCError<TypeConfig> {
@@ -374,16 +545,35 @@ impl PeerConnection {
         }
         let answer: Result<Resp, String> = self
             .client
-            .call(&self.addr, path, rpc, timeout)
+            .call(&self.peer, path, rpc, timeout)
             .await
             .map_err(|e| self.rpc_error(e))?;
         // The peer's Raft refused to serve (it is shutting down): back off.
         answer.map_err(|e| {
             RPCError::Unreachable(Unreachable::from_string(format!(
                 "node {}: {e}",
-                self.target
+                self.peer.id
             )))
         })
+    }
+
+    /// An answer whose numbers `guard.rs` refuses, as a network error.
+    fn insane(&self, refusal: guard::Refusal) -> RPCError<TypeConfig> {
+        RPCError::Network(NetworkError::new(&TransportError::Call {
+            addr: self.peer.addr.clone(),
+            message: format!("node {} answered: {refusal}", self.peer.id),
+        }))
+    }
+
+    fn check_vote_answer(
+        &self,
+        answer: VoteResponse<TypeConfig>,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        guard::sane_vote(&answer.vote, "vote answer").map_err(|r| self.insane(r))?;
+        if let Some(id) = &answer.last_log_id {
+            guard::sane_log_id(id, "vote answer last log id").map_err(|r| self.insane(r))?;
+        }
+        Ok(answer)
     }
 }
 
@@ -392,16 +582,59 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        if let Some(u) = self.no_address() {
+            return Err(RPCError::Unreachable(u));
+        }
+        let encode_error = |e: placement_types::CodecError| {
+            RPCError::Network(NetworkError::new(&TransportError::Call {
+                addr: self.peer.addr.clone(),
+                message: format!("encode: {e}"),
+            }))
+        };
+        let mut body = placement_types::encode(&rpc).map_err(encode_error)?;
+        // Too large for one call: send the entries that fit and report them matched.
+        let mut cut_at = None;
+        if body.len() > MAX_APPEND_BYTES && rpc.entries.len() > 1 {
+            let fit = entries_within(&rpc.entries, MAX_APPEND_BYTES).map_err(encode_error)?;
+            rpc.entries.truncate(fit.max(1));
+            cut_at = rpc.entries.last().map(|e| e.log_id);
+            body = placement_types::encode(&rpc).map_err(encode_error)?;
+        }
         // openraft gives appends the heartbeat interval (100 ms) as their TTL and does not
         // enforce it itself. A busy follower (fsync, a saturated CPU) can take longer than that
         // and is not dead; failing the call would only make the leader back off and send the
         // same entries again later (the benchmark saw ~0.8 s stalls). A dead follower refuses
         // the connection at once or hits this longer timeout.
-        self.raft_call(paths::APPEND, &rpc, option.hard_ttl().max(APPEND_TIMEOUT))
+        let timeout = option.hard_ttl().max(APPEND_TIMEOUT);
+        let answer: Result<AppendEntriesResponse<TypeConfig>, String> = self
+            .client
+            .call_encoded(&self.peer, paths::APPEND, body, timeout)
             .await
+            .map_err(|e| self.rpc_error(e))?;
+        let answer = answer.map_err(|e| {
+            RPCError::Unreachable(Unreachable::from_string(format!(
+                "node {}: {e}",
+                self.peer.id
+            )))
+        })?;
+        match &answer {
+            AppendEntriesResponse::HigherVote(vote) => {
+                guard::sane_vote(vote, "append answer").map_err(|r| self.insane(r))?
+            }
+            AppendEntriesResponse::PartialSuccess(Some(id)) => {
+                guard::sane_log_id(id, "append answer").map_err(|r| self.insane(r))?
+            }
+            _ => {}
+        }
+        Ok(match (answer, cut_at) {
+            (AppendEntriesResponse::Success, Some(last)) => {
+                AppendEntriesResponse::PartialSuccess(Some(last))
+            }
+            (answer, _) => answer,
+        })
     }
 
     async fn vote(
@@ -409,7 +642,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.raft_call(paths::VOTE, &rpc, option.hard_ttl()).await
+        let answer = self.raft_call(paths::VOTE, &rpc, option.hard_ttl()).await?;
+        self.check_vote_answer(answer)
     }
 
     async fn pre_vote(
@@ -417,8 +651,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.raft_call(paths::PRE_VOTE, &rpc, option.hard_ttl())
-            .await
+        let answer = self
+            .raft_call(paths::PRE_VOTE, &rpc, option.hard_ttl())
+            .await?;
+        self.check_vote_answer(answer)
     }
 
     async fn transfer_leader(
@@ -442,15 +678,23 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         }
         let send = self
             .client
-            .send_snapshot(&self.addr, vote, snapshot, option.hard_ttl());
+            .send_snapshot(&self.peer, vote, snapshot, option.hard_ttl());
         let answer = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             answer = send => answer,
         };
         match answer {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => match guard::sane_vote(&response.vote, "snapshot answer") {
+                Ok(()) => Ok(response),
+                Err(refusal) => Err(StreamingError::Network(NetworkError::new(
+                    &TransportError::Call {
+                        addr: self.peer.addr.clone(),
+                        message: format!("node {} answered: {refusal}", self.peer.id),
+                    },
+                ))),
+            },
             Ok(Err(e)) => Err(StreamingError::Unreachable(Unreachable::from_string(
-                format!("node {} did not install the snapshot: {e}", self.target),
+                format!("node {} did not install the snapshot: {e}", self.peer.id),
             ))),
             Err(e @ TransportError::Connect { .. }) => {
                 Err(StreamingError::Unreachable(Unreachable::new(&e)))
@@ -458,4 +702,19 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             Err(e) => Err(StreamingError::Network(NetworkError::new(&e))),
         }
     }
+}
+
+/// How many of `entries`, from the first, encode within `budget` bytes.
+fn entries_within(
+    entries: &[placement_storage::Entry],
+    budget: usize,
+) -> Result<usize, placement_types::CodecError> {
+    let mut used = 0usize;
+    for (n, entry) in entries.iter().enumerate() {
+        used += placement_types::encode(entry)?.len();
+        if used > budget {
+            return Ok(n);
+        }
+    }
+    Ok(entries.len())
 }

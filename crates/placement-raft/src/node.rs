@@ -29,7 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
@@ -38,12 +38,15 @@ use openraft::errors::{
 };
 use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState};
 use placement_core::State;
-use placement_storage::{NodeId, PeerNode, StateMachine, Store, TypeConfig};
-use placement_types::{ApplyResult, LogPayload, Request};
+use placement_net::{ConnInfo, TlsSource};
+use placement_storage::{NodeId, PeerNode, SharedState, StateMachine, Store, TypeConfig};
+use placement_types::{ApplyResult, LogPayload, Origin, Request};
 
 use crate::config::{raft_config_with, ELECTION_TIMEOUT_MAX_MS, SNAPSHOT_EVERY_ENTRIES};
+use crate::guard::{MembershipView, Refusal, Sender};
 use crate::network::{
-    Member, MembershipChange, MembershipOutcome, PeerClient, PeerError, PeerNetwork, TransportError,
+    Forwarded, Member, MembershipChange, MembershipOutcome, Peer, PeerClient, PeerError,
+    PeerNetwork, TransportError,
 };
 use crate::Error;
 
@@ -104,6 +107,8 @@ pub struct NodeConfig {
     /// Join a running cluster (etcd's `--initial-cluster-state existing`): a fresh data
     /// directory never initializes a membership; the node waits until a member adds it.
     pub join: bool,
+    /// The peer port's TLS: members are called over mutual TLS with it. `None`: plaintext.
+    pub peer_tls: Option<Arc<TlsSource>>,
 }
 
 impl NodeConfig {
@@ -122,6 +127,7 @@ impl NodeConfig {
             startup_timeout: STARTUP_TIMEOUT,
             snapshot_every: SNAPSHOT_EVERY_ENTRIES,
             join: false,
+            peer_tls: None,
         }
     }
 
@@ -143,6 +149,7 @@ impl NodeConfig {
             startup_timeout: STARTUP_TIMEOUT,
             snapshot_every: SNAPSHOT_EVERY_ENTRIES,
             join: false,
+            peer_tls: None,
         })
     }
 }
@@ -200,9 +207,11 @@ impl NodeStatus {
 pub struct PlacementNode {
     id: NodeId,
     raft: Raft<TypeConfig, StateMachine>,
-    state: Arc<RwLock<State>>,
+    state: SharedState,
     store: Store,
     peers: PeerClient,
+    /// One snapshot is received at a time.
+    snapshot_slot: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PlacementNode {
@@ -247,7 +256,7 @@ impl PlacementNode {
         .map_err(|e| Error::Stopped(format!("storage open task: {e}")))??;
         let state = sm.state();
 
-        let peers = PeerClient::new()?;
+        let peers = PeerClient::new(config.peer_tls.clone())?;
         let network = PeerNetwork::new(peers.clone());
         let raft = Raft::new(
             id,
@@ -264,6 +273,7 @@ impl PlacementNode {
             state,
             store,
             peers,
+            snapshot_slot: Arc::new(tokio::sync::Semaphore::new(1)),
         };
 
         let initialized = node
@@ -356,8 +366,8 @@ impl PlacementNode {
             .join(format!("{}.snap", placement_types::Uuid::new_v4()))
     }
 
-    /// The peer address of `leader` in the current membership.
-    fn peer_addr_of(&self, leader: NodeId) -> Option<String> {
+    /// `leader` and its peer address in the current membership.
+    fn peer_of(&self, leader: NodeId) -> Option<Peer> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
         m.membership_config
@@ -365,6 +375,34 @@ impl PlacementNode {
             .get_node(&leader)
             .map(|n| n.peer_addr.clone())
             .filter(|a| !a.is_empty())
+            .map(|addr| Peer { id: leader, addr })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.store.path()
+    }
+
+    /// A permit to receive a snapshot, if no other is being received.
+    pub(crate) fn snapshot_receive_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.snapshot_slot.clone().try_acquire_owned().ok()
+    }
+
+    /// Who the current membership names (for the peer port's checks, `guard.rs`).
+    pub fn membership_view(&self) -> MembershipView {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        MembershipView {
+            voters: membership.voter_ids().collect(),
+            members: membership.nodes().map(|(id, _)| *id).collect(),
+        }
+    }
+
+    /// Whether the sender of an admin request (its connection's certificate) may use the
+    /// admin API: `admin`, or a member node; anyone on a plaintext port.
+    pub fn authorize_admin(&self, conn: Option<&ConnInfo>) -> Result<(), Refusal> {
+        self.membership_view().admit_admin(&Sender::of(conn))
     }
 
     /// This node's id.
@@ -379,14 +417,20 @@ impl PlacementNode {
     /// Retries across leader changes until [`WRITE_TIMEOUT`]; the request keeps its id, so a
     /// retry of a write that did commit is answered with the first outcome, not applied twice.
     pub async fn write(&self, request: Request) -> Result<ApplyResult, Error> {
-        let request = &request;
+        self.write_as(request, Origin::default()).await
+    }
+
+    /// [`Self::write`] on behalf of `origin` (the API caller), which a forward carries to the
+    /// leader for its log.
+    pub async fn write_as(&self, request: Request, origin: Origin) -> Result<ApplyResult, Error> {
+        let forwarded = &Forwarded { request, origin };
         self.on_leader(
             WRITE_TIMEOUT,
-            || format!("request {} not applied in time", request.id),
+            || format!("request {} not applied in time", forwarded.request.id),
             |leader, remaining| async move {
                 match leader {
-                    Leader::Here => self.write_local(request.clone()).await,
-                    Leader::At(addr) => self.forward_write(&addr, request, remaining).await,
+                    Leader::Here => self.write_local(forwarded.request.clone()).await,
+                    Leader::At(peer) => self.forward_write(&peer, forwarded, remaining).await,
                 }
             },
         )
@@ -440,22 +484,22 @@ impl PlacementNode {
         let status = self.status();
         match status.leader {
             _ if status.is_leader => Some(Leader::Here),
-            Some(leader) if leader != self.id => self.peer_addr_of(leader).map(Leader::At),
+            Some(leader) if leader != self.id => self.peer_of(leader).map(Leader::At),
             _ => None,
         }
     }
 
-    /// Forwards `request` to the leader at `addr` and waits until this node has applied at
-    /// least as far as the leader's entry, so a read on this node after the write sees it.
+    /// Forwards a write to the leader `peer` and waits until this node has applied at least
+    /// as far as the leader's entry, so a read on this node after the write sees it.
     async fn forward_write(
         &self,
-        addr: &str,
-        request: &Request,
+        peer: &Peer,
+        forwarded: &Forwarded,
         timeout: Duration,
     ) -> Result<ApplyResult, Error> {
         let answer = self
             .peers
-            .forward_write(addr, request, timeout)
+            .forward_write(peer, forwarded, timeout)
             .await
             .map_err(Error::from)?;
         let (result, index) = answer?;
@@ -512,8 +556,8 @@ impl PlacementNode {
             |leader, remaining| async move {
                 match leader {
                     Leader::Here => self.local_read_barrier().await,
-                    Leader::At(addr) => {
-                        let index = self.peers.read_index(&addr, remaining).await??;
+                    Leader::At(peer) => {
+                        let index = self.peers.read_index(&peer, remaining).await??;
                         self.wait_applied(index, remaining).await
                     }
                 }
@@ -547,16 +591,16 @@ impl PlacementNode {
         }
     }
 
-    /// Runs `f` on the current state (one applied prefix of the log). Hold it briefly: the
-    /// state machine waits for readers before committing the next entry.
+    /// Runs `f` on the current state (one applied prefix of the log). It reads a snapshot:
+    /// apply goes on meanwhile.
     pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        f(&state)
+        f(&self.state.snapshot())
     }
 
-    /// The shared state handle (for components that keep their own reference).
-    pub fn state(&self) -> Arc<RwLock<State>> {
-        self.state.clone()
+    /// The current state, to keep and read for as long as needed (it does not change;
+    /// later writes publish new states).
+    pub fn state(&self) -> Arc<State> {
+        self.state.snapshot()
     }
 
     /// The node's Raft status right now.
@@ -640,9 +684,9 @@ impl PlacementNode {
             |leader, remaining| async move {
                 match leader {
                     Leader::Here => self.change_membership_local(change.clone()).await,
-                    Leader::At(addr) => Ok(self
+                    Leader::At(peer) => Ok(self
                         .peers
-                        .change_membership(&addr, change, remaining)
+                        .change_membership(&peer, change, remaining)
                         .await??),
                 }
             },
@@ -742,13 +786,10 @@ impl PlacementNode {
     pub async fn digest(&self) -> Result<StateDigest, Error> {
         self.read_barrier().await?;
         let applied_index = self.status().applied_index;
-        let state = self.state.clone();
-        let (sha256, records) = tokio::task::spawn_blocking(move || {
-            let state = state.read().unwrap_or_else(|e| e.into_inner());
-            state_digest(&state)
-        })
-        .await
-        .map_err(|e| Error::Stopped(format!("digest task: {e}")))??;
+        let state = self.state.snapshot();
+        let (sha256, records) = tokio::task::spawn_blocking(move || state_digest(&state))
+            .await
+            .map_err(|e| Error::Stopped(format!("digest task: {e}")))??;
         Ok(StateDigest {
             applied_index,
             records,
@@ -921,10 +962,10 @@ fn membership_result<T>(
     }
 }
 
-/// Where the leader is: this node, or the member at a peer address.
+/// Where the leader is: this node, or another member.
 enum Leader {
     Here,
-    At(String),
+    At(Peer),
 }
 
 fn linearizable_error(e: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Error {

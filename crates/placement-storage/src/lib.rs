@@ -48,7 +48,7 @@ pub use error::{Error, Result};
 pub use log_store::LogStore;
 pub use restore::{restore, Restored};
 pub use snapshot::{SnapshotFile, SNAPSHOT_FORMAT};
-pub use state_machine::{SnapshotBuilder, StateMachine};
+pub use state_machine::{SharedState, SnapshotBuilder, StateMachine};
 pub use store::Store;
 pub use types::{
     Entry, LogId, Membership, NodeId, PeerNode, Snapshot, SnapshotMeta, StoredMembership,

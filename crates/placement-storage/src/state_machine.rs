@@ -2,11 +2,21 @@
 //!
 //! # Apply
 //! For each committed entry, in log order:
-//! 1. compute `placement_core::apply(&state, &request)` under a read lock (readers continue);
+//! 1. compute `placement_core::apply(&state, &request)` on the state machine's own working
+//!    [`State`];
 //! 2. write every changed record, the applied log id (and, for a membership entry, the
 //!    membership) in ONE RocksDB `WriteBatch`;
-//! 3. commit the changes to the in-memory [`State`] under a short write lock;
+//! 3. commit the changes to the working state;
 //! 4. send the [`ApplyResult`] to the waiting client, if any.
+//!
+//! # Readers never block apply
+//! Readers see the state through [`SharedState`]: the last *published* snapshot, an
+//! `Arc<State>` they take in O(1) and keep as long as they like (the maps are persistent, see
+//! `placement_core::state`). Apply works on its own copy and publishes it once per apply
+//! call, after the batch is written and before any client of the batch is answered, so a
+//! client that reads after its write sees it, and a read always sees a whole number of
+//! entries. A long read (a large allocation-candidates answer) holds an old snapshot, not a
+//! lock: writes keep committing while it runs.
 //!
 //! A rejected command (a `DomainError`) is a normal outcome: nothing changes but the applied
 //! log id. If the pure `apply` panics (a bug), the panic is caught and the entry is answered
@@ -56,12 +66,32 @@ use crate::snapshot::{SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter}
 use crate::store::{cf, get_meta, put_meta, synced, unsynced};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
-/// The state machine. Holds the in-memory [`State`] that readers share through
-/// [`StateMachine::state`]; only this type ever writes it.
+/// The state readers see: the snapshot the state machine published last. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct SharedState(Arc<RwLock<Arc<State>>>);
+
+impl SharedState {
+    /// The current state, to read for as long as needed (the lock is held only to clone an
+    /// `Arc`).
+    pub fn snapshot(&self) -> Arc<State> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn publish(&self, state: &State) {
+        // A clone of a persistent state: a few reference counts, not a copy.
+        let next = Arc::new(state.clone());
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = next;
+    }
+}
+
+/// The state machine. Holds the working [`State`] it applies entries to, and publishes it
+/// to readers through [`StateMachine::state`]; only this type ever changes it.
 pub struct StateMachine {
     db: Arc<DB>,
     snapshots: Arc<SnapshotDir>,
-    state: Arc<RwLock<State>>,
+    /// What apply works on; published after every apply call.
+    working: State,
+    shared: SharedState,
     requests: RequestTable,
     applied: Option<LogId>,
     membership: StoredMembership,
@@ -94,20 +124,22 @@ impl StateMachine {
             applied = ?applied.as_ref().map(|id| id.index),
             "state machine loaded"
         );
+        let shared = SharedState::default();
+        shared.publish(&state);
         Ok(StateMachine {
             db,
             snapshots,
-            state: Arc::new(RwLock::new(state)),
+            working: state,
+            shared,
             requests,
             applied,
             membership,
         })
     }
 
-    /// The shared in-memory state. Take the read lock only for the duration of one read; it
-    /// always shows a whole number of applied entries.
-    pub fn state(&self) -> Arc<RwLock<State>> {
-        self.state.clone()
+    /// The state readers see; it always shows a whole number of applied entries.
+    pub fn state(&self) -> SharedState {
+        self.shared.clone()
     }
 
     /// The last applied log id (as persisted with the records).
@@ -123,6 +155,7 @@ impl StateMachine {
         let result = self.apply_entry_into(entry, &mut batch)?;
         // Not synced: the durable Raft log replays this entry if the write is lost.
         self.db.write_opt(batch, &unsynced())?;
+        self.shared.publish(&self.working);
         Ok(result)
     }
 
@@ -186,8 +219,7 @@ impl StateMachine {
         put_meta(&self.db, batch, &APPLIED, &log_id)?;
 
         if !changes.is_empty() {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            state.commit(&changes);
+            self.working.commit(&changes);
         }
         if let Some(id) = remember {
             self.requests.commit(log_id.index, id, result.clone());
@@ -201,8 +233,8 @@ impl StateMachine {
 
     /// Runs the pure `apply`, turning a panic into a rejected command.
     fn run_apply(&self, log_id: &LogId, request: &Request) -> Applied {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        match catch_unwind(AssertUnwindSafe(|| placement_core::apply(&state, request))) {
+        let state = &self.working;
+        match catch_unwind(AssertUnwindSafe(|| placement_core::apply(state, request))) {
             Ok(applied) => applied,
             Err(panic) => {
                 let what = panic
@@ -386,6 +418,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // Not synced: the durable Raft log replays these entries if the write is lost.
             self.db.write_opt(batch, &unsynced()).map_err(Error::from)?;
         }
+        // Before any client is answered: a read after the write must see it.
+        self.shared.publish(&self.working);
         for (responder, result) in answers {
             responder.send(result);
         }
@@ -417,7 +451,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await
         .map_err(Error::from)??;
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.working = state;
+        self.shared.publish(&self.working);
         self.requests = requests;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

@@ -183,7 +183,7 @@ async fn apply_answers_each_entry_and_persists_changes() {
     assert!(results[7].is_ok(), "{:?}", results[7]);
 
     let state = sm.state();
-    let state = state.read().expect("lock");
+    let state = state.snapshot();
     assert_eq!(state.provider_count(), 1);
     assert_eq!(state.usage(&RP1, "VCPU"), 3);
     assert!(state.custom_resource_class("CUSTOM_GPU").is_some());
@@ -197,15 +197,14 @@ async fn restart_rebuilds_the_same_state() {
         let (_store, mut sm) = open(&dir);
         apply_all(&mut sm, history()).await;
         let state = sm.state();
-        let records = records(&state.read().expect("lock"));
-        records
+        records(&state.snapshot())
     };
     let (_store, mut sm) = open(&dir);
     let (applied, membership) = sm.applied_state().await.expect("applied state");
     assert_eq!(applied, Some(log_id(8)));
     assert_eq!(membership.log_id(), &Some(log_id(1)));
     let state = sm.state();
-    let state = state.read().expect("lock");
+    let state = state.snapshot();
     assert_eq!(records(&state), before);
     assert_eq!(state.usage(&RP1, "VCPU"), 3);
     assert_eq!(
@@ -257,11 +256,11 @@ async fn a_retried_request_is_applied_once() {
         out.expect("result of entry 5")
     };
     assert!(matches!(first, Ok(Outcome::Provider(_))), "{first:?}");
-    let records_before = records(&sm.state().read().expect("lock"));
+    let records_before = records(&sm.state().snapshot());
     let mut again = retried.clone();
     again.log_id = log_id(9);
     assert_eq!(sm.apply_entry(again).expect("apply"), first);
-    assert_eq!(records(&sm.state().read().expect("lock")), records_before);
+    assert_eq!(records(&sm.state().snapshot()), records_before);
     assert_eq!(sm.applied(), Some(&log_id(9)));
     drop(sm);
     drop(_store);
@@ -271,7 +270,7 @@ async fn a_retried_request_is_applied_once() {
     let mut again = retried.clone();
     again.log_id = log_id(10);
     assert_eq!(sm.apply_entry(again).expect("apply"), first);
-    assert_eq!(records(&sm.state().read().expect("lock")), records_before);
+    assert_eq!(records(&sm.state().snapshot()), records_before);
 
     // And a replica that installs a snapshot gets it too.
     let snapshot = sm
@@ -289,10 +288,7 @@ async fn a_retried_request_is_applied_once() {
     let mut again = retried;
     again.log_id = log_id(11);
     assert_eq!(other.apply_entry(again).expect("apply"), first);
-    assert_eq!(
-        records(&other.state().read().expect("lock")),
-        records_before
-    );
+    assert_eq!(records(&other.state().snapshot()), records_before);
 }
 
 // ---- snapshots -----------------------------------------------------------------------------
@@ -335,17 +331,14 @@ async fn snapshot_round_trip_replaces_follower_state() {
         .expect("some");
     assert_eq!(current.meta, snapshot.meta);
 
-    let leader_records = records(&leader.state().read().expect("lock"));
+    let leader_records = records(&leader.state().snapshot());
     {
         let (_store, mut follower) = open(&follower_dir);
         follower
             .install_snapshot(&snapshot.meta, snapshot.snapshot)
             .await
             .expect("install");
-        assert_eq!(
-            records(&follower.state().read().expect("lock")),
-            leader_records
-        );
+        assert_eq!(records(&follower.state().snapshot()), leader_records);
         assert_eq!(
             follower.applied_state().await.expect("applied").0,
             Some(log_id(8))
@@ -360,12 +353,8 @@ async fn snapshot_round_trip_replaces_follower_state() {
     // Durable: a restart of the follower sees the installed state, not the stale one.
     let (_store, mut follower) = open(&follower_dir);
     let state = follower.state();
-    assert_eq!(records(&state.read().expect("lock")), leader_records);
-    assert!(state
-        .read()
-        .expect("lock")
-        .provider_by_name("stale")
-        .is_none());
+    assert_eq!(records(&state.snapshot()), leader_records);
+    assert!(state.snapshot().provider_by_name("stale").is_none());
     assert_eq!(
         follower.applied_state().await.expect("applied").0,
         Some(log_id(8))
@@ -393,7 +382,7 @@ async fn snapshot_for_another_log_id_is_refused_and_changes_nothing() {
         .await
         .is_err());
     assert_eq!(b.applied_state().await.expect("applied").0, None);
-    assert_eq!(b.state().read().expect("lock").provider_count(), 0);
+    assert_eq!(b.state().snapshot().provider_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,12 +420,7 @@ async fn snapshot_metadata_matches_its_data_while_applies_continue() {
             .install_snapshot(&snapshot.meta, snapshot.snapshot)
             .await
             .expect("install");
-        let traits = installed
-            .state()
-            .read()
-            .expect("lock")
-            .custom_traits()
-            .count() as u64;
+        let traits = installed.state().snapshot().custom_traits().count() as u64;
         assert_eq!(
             traits,
             index - 1,
@@ -527,7 +511,7 @@ async fn a_backup_restores_into_an_empty_directory_as_a_one_node_cluster() {
         .await
         .expect("build");
     let backup = snapshot.snapshot.path().to_path_buf();
-    let leader_records = records(&leader.state().read().expect("lock"));
+    let leader_records = records(&leader.state().snapshot());
 
     let me = PeerNode {
         api_addr: "127.0.0.1:1".into(),
@@ -540,7 +524,7 @@ async fn a_backup_restores_into_an_empty_directory_as_a_one_node_cluster() {
     let store = Store::open(target.path()).expect("open");
     assert_eq!(store.node_id().expect("node id"), Some(7));
     let mut sm = store.state_machine().expect("state machine");
-    assert_eq!(records(&sm.state().read().expect("lock")), leader_records);
+    assert_eq!(records(&sm.state().snapshot()), leader_records);
     let (applied, membership) = sm.applied_state().await.expect("applied");
     assert_eq!(applied, Some(log_id(8)));
     assert_eq!(

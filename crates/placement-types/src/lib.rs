@@ -32,9 +32,19 @@ pub const MAX_INT: i64 = 0x7FFF_FFFF;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The last instant of the year 9999: HTTP dates and Placement's `DATETIME` columns
+    /// have four-digit years, so no later time can be shown or stored.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999_999);
+
     /// Whole seconds since the epoch (what `last-modified` shows).
     pub fn secs(self) -> i64 {
         self.0.div_euclid(1_000_000)
+    }
+
+    /// Whether this is a time a proposer's clock can stamp: from the epoch to
+    /// [`Timestamp::MAX`]. `apply` refuses requests stamped outside it.
+    pub fn is_valid(self) -> bool {
+        (0..=Self::MAX.0).contains(&self.0)
     }
 }
 
@@ -286,6 +296,25 @@ pub struct Request {
     pub command: Command,
 }
 
+/// Who asked for a write: the API caller a follower served. It travels with a forwarded
+/// write so that the leader's log names who a write is for; it is not part of the command
+/// and never stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub user_id: String,
+    /// `None` for a system-scoped caller.
+    pub project_id: Option<String>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.project_id {
+            Some(project) => write!(f, "user {:?} of project {project:?}", self.user_id),
+            None => write!(f, "user {:?} (system scope)", self.user_id),
+        }
+    }
+}
+
 /// What goes into a Raft log entry. The variant is the format version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LogPayload {
@@ -404,7 +433,8 @@ pub enum CodecError {
     Decode(#[from] bincode::error::DecodeError),
 }
 
-/// The bincode configuration used for every stored or transmitted value.
+/// The bincode configuration used for every stored or transmitted value. Decoding adds a
+/// limit on top of it (see [`decode`]); the limit is not part of the format.
 pub fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
@@ -414,10 +444,45 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(bincode::serde::encode_to_vec(value, bincode_config())?)
 }
 
-/// Decodes a value written by [`encode`].
+/// How many bytes bincode may claim while decoding, per byte of input. bincode claims, for
+/// every value it reads, the size of that value in memory (a `u128` read from a one-byte
+/// varint claims 16 bytes; a string claims its length before it allocates it), so a valid
+/// encoding never claims more than 16 times its own length.
+pub const DECODE_CLAIM_PER_INPUT_BYTE: usize = 16;
+
+/// Decodes a value written by [`encode`], allocating at most about
+/// [`DECODE_CLAIM_PER_INPUT_BYTE`] times the input's length (at least 64 KiB).
+///
+/// Bytes from a socket or a disk are never trusted: without a limit, a length prefix of
+/// 2^60 in a 46-byte message makes bincode allocate a 2^60-byte string and abort the process.
+/// bincode's limit is a compile-time constant, so the input picks the smallest of a ladder of
+/// limits that covers 16 times its length; a length prefix larger than what the input could
+/// hold is then refused before anything is allocated.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, _) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
-    Ok(value)
+    macro_rules! with_limit {
+        ($limit:expr) => {{
+            let config = bincode_config().with_limit::<{ $limit }>();
+            let (value, _) = bincode::serde::decode_from_slice(bytes, config)?;
+            Ok(value)
+        }};
+    }
+    const KIB: usize = 1 << 10;
+    const MIB: usize = 1 << 20;
+    const GIB: usize = 1 << 30;
+    let claim = bytes.len().saturating_mul(DECODE_CLAIM_PER_INPUT_BYTE);
+    if claim <= 64 * KIB {
+        with_limit!(64 * KIB)
+    } else if claim <= MIB {
+        with_limit!(MIB)
+    } else if claim <= 16 * MIB {
+        with_limit!(16 * MIB)
+    } else if claim <= 256 * MIB {
+        with_limit!(256 * MIB)
+    } else if claim <= GIB {
+        with_limit!(GIB)
+    } else {
+        with_limit!(16 * GIB)
+    }
 }
 
 #[cfg(test)]
@@ -437,6 +502,36 @@ mod tests {
         });
         let bytes = encode(&req).expect("encodes");
         assert_eq!(decode::<LogPayload>(&bytes).expect("decodes"), req);
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_without_allocating_it() {
+        // A `Request` whose command is `EnsureTrait { name }` with a name "of 2^60 bytes":
+        // the id (16 bytes), the time, the variant, then the length prefix (0xFD + u64 LE).
+        let mut bytes = encode(&Request {
+            id: Uuid::from_u128(1),
+            at: Timestamp(0),
+            command: Command::EnsureTrait { name: "x".into() },
+        })
+        .expect("encodes");
+        let len_at = bytes.len() - 2; // one-byte length prefix, then "x"
+        bytes.truncate(len_at);
+        bytes.push(0xFD);
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        let err = decode::<Request>(&bytes).expect_err("refused");
+        assert!(err.to_string().contains("LimitExceeded"), "{err}");
+    }
+
+    #[test]
+    fn large_valid_values_still_decode() {
+        let name = "T".repeat(3 << 20);
+        let req = Request {
+            id: Uuid::from_u128(2),
+            at: Timestamp(5),
+            command: Command::EnsureTrait { name },
+        };
+        let bytes = encode(&req).expect("encodes");
+        assert_eq!(decode::<Request>(&bytes).expect("decodes"), req);
     }
 
     #[test]

@@ -17,17 +17,27 @@
 //! member.
 //!
 //! Any member serves every call; membership changes are forwarded to the leader. Errors are
-//! `{"error": "..."}` with 400 (the request cannot be carried out as asked) or 503 (the
-//! cluster could not do it now: no leader, no quorum, timeout).
+//! `{"error": "..."}` with 400 (the request cannot be carried out as asked), 403 (the caller
+//! may not use the admin API) or 503 (the cluster could not do it now: no leader, no quorum,
+//! timeout).
+//!
+//! # Who may call it
+//! With TLS on the peer port, a caller presents a certificate from the cluster CA: `admin`
+//! (an operator, `placementd cert admin`) or a current member's `node<ID>` may call; any other
+//! certificate — a removed node's, one of another name — gets 403 (`placement_raft::guard`).
+//! Without TLS anyone who reaches the port may, which is why the node warns at start when
+//! the peer port is not on loopback.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use placement_net::ConnInfo;
 use placement_raft::{MembershipChange, NodeId, PeerNode, PlacementNode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -55,7 +65,29 @@ pub fn router(node: Node) -> Router {
         .route(&format!("{}/{{id}}", paths::MEMBERS), delete(remove_member))
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::BACKUP, get(backup))
-        .with_state(node)
+        .with_state(node.clone())
+        .layer(axum::middleware::from_fn_with_state(node, authorize))
+}
+
+/// Lets through only callers the admin API admits (see the module doc).
+async fn authorize(
+    State(node): State<Node>,
+    conn: Option<Extension<ConnInfo>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let conn = conn.map(|Extension(c)| c);
+    if let Err(refusal) = node.authorize_admin(conn.as_ref()) {
+        tracing::warn!(
+            from = ?conn.as_ref().map(|c| c.remote),
+            client = ?conn.as_ref().and_then(|c| c.client.as_ref()).map(|i| i.to_string()),
+            path = %request.uri().path(),
+            %refusal,
+            "refused an admin request"
+        );
+        return error(StatusCode::FORBIDDEN, refusal);
+    }
+    next.run(request).await
 }
 
 /// `POST /admin/members` body.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use placement_api::{Backend, BackendError};
 use placement_core::State;
 use placement_raft::PlacementNode;
-use placement_types::{ApplyResult, Request};
+use placement_types::{ApplyResult, Origin, Request};
 
 /// [`Backend`] over a [`PlacementNode`].
 #[derive(Debug, Clone)]
@@ -31,8 +31,11 @@ fn unavailable(e: placement_raft::Error) -> BackendError {
 }
 
 impl Backend for RaftBackend {
-    async fn write(&self, request: Request) -> Result<ApplyResult, BackendError> {
-        self.node.write(request).await.map_err(unavailable)
+    async fn write(&self, request: Request, origin: Origin) -> Result<ApplyResult, BackendError> {
+        self.node
+            .write_as(request, origin)
+            .await
+            .map_err(unavailable)
     }
 
     async fn read_barrier(&self) -> Result<(), BackendError> {
@@ -42,7 +45,7 @@ impl Backend for RaftBackend {
         self.node.read_barrier().await.map_err(unavailable)
     }
 
-    fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        self.node.with_state(f)
+    fn state(&self) -> Arc<State> {
+        self.node.state()
     }
 }

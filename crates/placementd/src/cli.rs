@@ -2,6 +2,13 @@
 //! peer port. Prints the JSON answer (pretty) on stdout; an error goes to stderr with exit
 //! status 1.
 //!
+//! With TLS on the peer port, the CLI presents an operator certificate (`placementd cert
+//! admin`) or a member's, and verifies the node it calls against the cluster CA:
+//!
+//! ```text
+//! placementd cluster --peer 10.0.0.1:8779 --cert admin.pem --key admin-key.pem --ca ca.pem status
+//! ```
+//!
 //! ```text
 //! placementd cluster --peer 10.0.0.1:8779 status
 //! placementd cluster --peer 10.0.0.1:8779 add 4 10.0.0.4:8778 10.0.0.4:8779
@@ -27,6 +34,20 @@ pub struct ClusterArgs {
     /// leader.
     #[arg(long, env = "PLACEMENTD_ADMIN_PEER", default_value = "127.0.0.1:8779")]
     peer: String,
+
+    /// PEM certificate to present (an `admin` or member certificate from the cluster CA);
+    /// with --key and --ca the CLI speaks TLS. Needed when the peer port has TLS.
+    #[arg(long, env = "PLACEMENTD_ADMIN_CERT", requires_all = ["key", "ca"])]
+    cert: Option<PathBuf>,
+
+    /// PEM private key of --cert.
+    #[arg(long, env = "PLACEMENTD_ADMIN_KEY", requires_all = ["cert", "ca"])]
+    key: Option<PathBuf>,
+
+    /// PEM certificate of the cluster CA: the node called must present a certificate from it
+    /// naming the address given in --peer.
+    #[arg(long, env = "PLACEMENTD_ADMIN_CA", requires_all = ["cert", "key"])]
+    ca: Option<PathBuf>,
 
     #[command(subcommand)]
     command: ClusterCommand,
@@ -91,14 +112,45 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Runs one `placementd cluster` command.
 pub async fn run(args: ClusterArgs) -> Result<(), String> {
-    let http = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(ADMIN_TIMEOUT)
         .no_proxy()
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let url = |path: &str| format!("http://{}{path}", args.peer);
+        .redirect(reqwest::redirect::Policy::none());
+    let scheme = match (&args.cert, &args.key, &args.ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let paths = placement_net::TlsPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: Some(ca.clone()),
+            };
+            let config =
+                placement_net::tls::admin_client_config(&paths).map_err(|e| e.to_string())?;
+            builder = builder.use_preconfigured_tls((*config).clone());
+            "https"
+        }
+        _ => "http",
+    };
+    let http = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
+    let url = |path: &str| format!("{scheme}://{}{path}", args.peer);
+    let unreachable = |e: reqwest::Error| {
+        let mut message = format!("cannot reach the admin API at {}: {e}", args.peer);
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        if scheme == "http" {
+            message.push_str(" (if the peer port uses TLS, pass --cert, --key and --ca)");
+        }
+        message
+    };
     if let ClusterCommand::Backup { file } = &args.command {
-        return backup(&http, &url(paths::BACKUP), file).await;
+        return backup(&http, &url(paths::BACKUP), file)
+            .await
+            .map_err(|e| match e {
+                BackupError::Request(e) => unreachable(e),
+                BackupError::Other(message) => message,
+            });
     }
     let request = match args.command {
         ClusterCommand::Backup { .. } => unreachable!("handled above"),
@@ -116,10 +168,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
         }),
         ClusterCommand::Remove { id } => http.delete(url(&format!("{}/{id}", paths::MEMBERS))),
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the admin API at {}: {e}", args.peer))?;
+    let response = request.send().await.map_err(unreachable)?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()
@@ -134,19 +183,27 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Why a backup download failed.
+enum BackupError {
+    /// The request could not be sent.
+    Request(reqwest::Error),
+    Other(String),
+}
+
 /// Streams a backup to `file` (through `file.partial`, fsynced, then renamed).
-async fn backup(http: &reqwest::Client, url: &str, file: &std::path::Path) -> Result<(), String> {
+async fn backup(
+    http: &reqwest::Client,
+    url: &str,
+    file: &std::path::Path,
+) -> Result<(), BackupError> {
     use std::io::Write;
-    let mut response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the admin API at {url}: {e}"))?;
+    let other = BackupError::Other;
+    let mut response = http.get(url).send().await.map_err(BackupError::Request)?;
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         let message = body["error"].as_str().unwrap_or("no error message");
-        return Err(format!("{status}: {message}"));
+        return Err(other(format!("{status}: {message}")));
     }
     let index = response
         .headers()
@@ -154,21 +211,21 @@ async fn backup(http: &reqwest::Client, url: &str, file: &std::path::Path) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let partial = file.with_extension("partial");
-    let mut out =
-        std::fs::File::create(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+    let mut out = std::fs::File::create(&partial)
+        .map_err(|e| other(format!("{}: {e}", partial.display())))?;
     let mut bytes = 0u64;
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("backup download: {e}"))?
+        .map_err(|e| other(format!("backup download: {e}")))?
     {
         out.write_all(&chunk)
-            .map_err(|e| format!("{}: {e}", partial.display()))?;
+            .map_err(|e| other(format!("{}: {e}", partial.display())))?;
         bytes += chunk.len() as u64;
     }
     out.sync_all()
-        .map_err(|e| format!("{}: {e}", partial.display()))?;
-    std::fs::rename(&partial, file).map_err(|e| format!("{}: {e}", file.display()))?;
+        .map_err(|e| other(format!("{}: {e}", partial.display())))?;
+    std::fs::rename(&partial, file).map_err(|e| other(format!("{}: {e}", file.display())))?;
     let report = serde_json::json!({
         "file": file.display().to_string(),
         "bytes": bytes,
@@ -176,7 +233,7 @@ async fn backup(http: &reqwest::Client, url: &str, file: &std::path::Path) -> Re
     });
     println!(
         "{}",
-        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        serde_json::to_string_pretty(&report).map_err(|e| other(e.to_string()))?
     );
     Ok(())
 }

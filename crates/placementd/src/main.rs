@@ -37,9 +37,20 @@
 //! # Shutdown
 //! On SIGTERM a leader hands leadership to the most up-to-date voter once in-flight requests
 //! are done, so a planned restart costs clients a round trip instead of an election timeout.
+//!
+//! # Security
+//! With `--peer-cert/--peer-key/--peer-ca` the peer port speaks only mutual TLS with
+//! certificates from the cluster CA, and this node calls the others the same way
+//! (`placement-net`, `placement_raft::guard`); `--tls-cert/--tls-key` serve the API over
+//! HTTPS. Certificates are reloaded on SIGHUP and when their files change. A peer port
+//! without TLS on an address other than loopback is warned about at start. Both ports cap
+//! connections, time out slow headers and handshakes (`placement_net::serve`); the data
+//! directory is private to the user (mode 0700, files 0600). `docs/security.md` has the
+//! threat model.
 
 mod admin;
 mod backend;
+mod cert;
 mod cli;
 mod health;
 
@@ -53,6 +64,7 @@ use std::collections::BTreeMap;
 
 use clap::Parser;
 use placement_api::{ApiConfig, CorsConfig, PolicyMode};
+use placement_net::{TlsPaths, TlsRole, TlsSource};
 use placement_raft::{NodeConfig, NodeId, PeerNode, PlacementNode};
 use tracing_subscriber::EnvFilter;
 
@@ -83,6 +95,8 @@ enum Command {
     /// first member of a new cluster; then start that node with the same id and addresses
     /// and add members with `placementd cluster add`.
     Restore(cli::RestoreArgs),
+    /// Create a cluster CA and issue node and operator certificates (PEM files).
+    Cert(cert::CertArgs),
 }
 
 /// The flags of a running node.
@@ -158,6 +172,67 @@ struct Args {
         value_delimiter = ','
     )]
     cors_allow_headers: Vec<String>,
+
+    /// PEM certificate of this node from the cluster CA, naming `node<ID>` (and the
+    /// addresses it is reached at). With --peer-key and --peer-ca, the peer port accepts only
+    /// mutual TLS from holders of certificates of that CA, and this node calls the others
+    /// the same way.
+    #[arg(long, env = "PLACEMENTD_PEER_CERT", requires_all = ["peer_key", "peer_ca"])]
+    peer_cert: Option<PathBuf>,
+
+    /// PEM private key of --peer-cert.
+    #[arg(long, env = "PLACEMENTD_PEER_KEY", requires_all = ["peer_cert", "peer_ca"])]
+    peer_key: Option<PathBuf>,
+
+    /// PEM certificate(s) of the cluster CA.
+    #[arg(long, env = "PLACEMENTD_PEER_CA", requires_all = ["peer_cert", "peer_key"])]
+    peer_ca: Option<PathBuf>,
+
+    /// PEM certificate chain for HTTPS on the REST API (it may be the peer certificate).
+    #[arg(long, env = "PLACEMENTD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PLACEMENTD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Open connections per port; one more is closed at once.
+    #[arg(long, env = "PLACEMENTD_MAX_CONNECTIONS",
+          default_value_t = placement_net::serve::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+
+    /// Seconds a client has to send a request's headers (after connecting or after the
+    /// previous response: idle keep-alive connections close after it too).
+    #[arg(long, env = "PLACEMENTD_HEADER_TIMEOUT",
+          default_value_t = placement_net::serve::DEFAULT_HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+
+    /// API requests served at once; more are answered 503 with Retry-After.
+    #[arg(long, env = "PLACEMENTD_MAX_REQUESTS_IN_FLIGHT",
+          default_value_t = placement_api::DEFAULT_MAX_REQUESTS_IN_FLIGHT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_requests_in_flight: u64,
+
+    /// Seconds an API request may take before it is answered 503.
+    #[arg(long, env = "PLACEMENTD_REQUEST_TIMEOUT",
+          default_value_t = placement_api::DEFAULT_REQUEST_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: u64,
+
+    /// Generate at most this many allocation candidates per request, before `limit`
+    /// (Placement's `[placement] max_allocation_candidates`); -1: no bound.
+    #[arg(long, env = "PLACEMENTD_MAX_ALLOCATION_CANDIDATES",
+          default_value_t = placement_api::DEFAULT_MAX_ALLOCATION_CANDIDATES as i64,
+          value_parser = clap::value_parser!(i64).range(-1..),
+          allow_negative_numbers = true)]
+    max_allocation_candidates: i64,
+
+    /// Take the scheme of `Location` headers from `X-Forwarded-Proto` (set it behind a
+    /// proxy that terminates TLS; oslo.middleware's `enable_proxy_headers_parsing`).
+    #[arg(long, env = "PLACEMENTD_ENABLE_PROXY_HEADERS_PARSING")]
+    enable_proxy_headers_parsing: bool,
 }
 
 /// `--read-consistency` values.
@@ -202,8 +277,66 @@ impl Args {
         ApiConfig {
             policy,
             cors,
+            max_requests_in_flight: usize::try_from(self.max_requests_in_flight)
+                .unwrap_or(usize::MAX),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout),
+            max_allocation_candidates: usize::try_from(self.max_allocation_candidates).ok(),
+            enable_proxy_headers_parsing: self.enable_proxy_headers_parsing,
             ..ApiConfig::default()
         }
+    }
+
+    /// How a port is served: TLS, and the connection limits of these flags.
+    fn serve_config(
+        &self,
+        name: &'static str,
+        tls: Option<Arc<TlsSource>>,
+    ) -> placement_net::ServeConfig {
+        let mut config = placement_net::ServeConfig::new(name, tls);
+        config.max_connections = usize::try_from(self.max_connections).unwrap_or(usize::MAX);
+        config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
+        config
+    }
+
+    /// The peer port's TLS, from --peer-cert/--peer-key/--peer-ca.
+    fn peer_tls(&self) -> Result<Option<Arc<TlsSource>>, String> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.peer_cert, &self.peer_key, &self.peer_ca)
+        else {
+            return Ok(None);
+        };
+        let paths = TlsPaths {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: Some(ca.clone()),
+        };
+        let tls =
+            TlsSource::load("peer", paths, TlsRole::Peer).map_err(|e| format!("peer TLS: {e}"))?;
+        let expected = placement_net::Identity::Node(self.node_id);
+        if tls.identity() != expected {
+            return Err(format!(
+                "peer TLS: {} names {}, but this is node {} (its certificate must name {})",
+                cert.display(),
+                tls.identity(),
+                self.node_id,
+                placement_net::node_name(self.node_id)
+            ));
+        }
+        Ok(Some(tls))
+    }
+
+    /// The API port's TLS, from --tls-cert/--tls-key.
+    fn api_tls(&self) -> Result<Option<Arc<TlsSource>>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let paths = TlsPaths {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: None,
+        };
+        TlsSource::load("api", paths, TlsRole::Api)
+            .map(Some)
+            .map_err(|e| format!("API TLS: {e}"))
     }
 }
 
@@ -256,6 +389,7 @@ async fn main() -> ExitCode {
     let (name, done) = match cli.command {
         Some(Command::Cluster(args)) => ("cluster", cli::run(args).await),
         Some(Command::Restore(args)) => ("restore", cli::restore(args).await),
+        Some(Command::Cert(args)) => ("cert", cert::run(args)),
         None => ("", Ok(())),
     };
     if !name.is_empty() {
@@ -279,6 +413,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    private_data_dir(&args.data_dir)?;
+    raise_open_files_limit();
+    let peer_tls = args.peer_tls()?;
+    let api_tls = args.api_tls()?;
+    placement_net::tls::spawn_reloader(peer_tls.iter().chain(&api_tls).cloned().collect());
     let api_config = args.api_config();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -308,6 +447,18 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    if let Some(l) = &peer_listener {
+        let addr = l.local_addr().map_err(|e| format!("peer socket: {e}"))?;
+        if peer_tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                peer_listen = %addr,
+                "INSECURE: the peer port is reachable from the network without TLS. Anyone who \
+                 can connect to it can add or remove members, read a full backup, forge \
+                 writes and votes. Give every node --peer-cert, --peer-key and --peer-ca \
+                 (`placementd cert`, docs/security.md)."
+            );
+        }
+    }
     let mut config = match initial_cluster {
         Some(members) => NodeConfig::member(&args.data_dir, args.node_id, members)
             .map_err(|e| format!("--initial-cluster: {e}"))?,
@@ -322,6 +473,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     config.snapshot_every = args.snapshot_every;
+    config.peer_tls = peer_tls.clone();
     if args.initial_cluster_state == InitialClusterState::Existing {
         if args.initial_cluster.is_none() {
             return Err(
@@ -354,17 +506,15 @@ async fn run(args: Args) -> Result<(), String> {
     let (peer_stop, peer_stopped) = tokio::sync::oneshot::channel::<()>();
     let peer_server = peer_listener.map(|listener| {
         let app = placement_raft::peer_router(node.clone()).merge(admin::router(node.clone()));
-        tracing::info!(peer_listen = ?listener.local_addr().ok(), "serving the peer port");
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = peer_stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "peer server failed");
-            }
-        })
+        tracing::info!(
+            peer_listen = ?listener.local_addr().ok(),
+            tls = peer_tls.is_some(),
+            "serving the peer port"
+        );
+        let serve = args.serve_config("peer", peer_tls.clone());
+        tokio::spawn(placement_net::serve(listener, app, serve, async move {
+            let _ = peer_stopped.await;
+        }))
     });
     if let Err(e) = node.wait_ready(startup_timeout).await {
         let _ = node.shutdown().await;
@@ -378,7 +528,7 @@ async fn run(args: Args) -> Result<(), String> {
         }),
         api_config,
     ));
-    tracing::info!(listen = %api_addr, "serving the Placement API");
+    tracing::info!(listen = %api_addr, tls = api_tls.is_some(), "serving the Placement API");
     let raft_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let stop = {
         let node = node.clone();
@@ -393,9 +543,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
+    placement_net::serve(listener, app, args.serve_config("api", api_tls), stop).await;
 
     tracing::info!("HTTP server stopped; shutting down raft");
     // In-flight requests are done; a leader hands over before it goes (its peer port still
@@ -418,7 +566,6 @@ async fn run(args: Args) -> Result<(), String> {
             tracing::warn!("peer port did not drain in time");
         }
     }
-    served.map_err(|e| format!("HTTP server: {e}"))?;
     stopped.map_err(|e| format!("shutdown: {e}"))?;
     if let Some(reason) = raft_failure
         .lock()
@@ -429,6 +576,71 @@ async fn run(args: Args) -> Result<(), String> {
     }
     tracing::info!("placementd stopped");
     Ok(())
+}
+
+/// Makes the data directory private to the user: mode 0700 for it (created so if missing),
+/// nothing readable by others inside it, and a umask of 077 for every file created from now
+/// on (RocksDB's, snapshots, backups).
+fn private_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        return Ok(());
+    }
+    // A directory from an older version: close what it left open to others.
+    let mut pending = vec![dir.to_path_buf()];
+    let mut fixed = 0u64;
+    while let Some(path) = pending.pop() {
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|e| format!("cannot make {} private: {e}", path.display()))?;
+            fixed += 1;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))? {
+                pending.push(
+                    entry
+                        .map_err(|e| format!("{}: {e}", path.display()))?
+                        .path(),
+                );
+            }
+        }
+    }
+    if fixed > 0 {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            files = fixed,
+            "the data directory was readable by other users; made it private (0700/0600)"
+        );
+    }
+    Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one: each port may hold
+/// `--max-connections` sockets, and RocksDB keeps its files open.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+        }
+    }
 }
 
 /// How long the peer port may take to close its connections at shutdown.

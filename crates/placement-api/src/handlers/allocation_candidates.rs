@@ -342,6 +342,7 @@ async fn list<B: Backend>(
     q.validate(&query_schema(&ctx))?;
     let mut req = CandidateRequest {
         nested_aware: ctx.at_least(29),
+        max_candidates: st.config.max_allocation_candidates,
         ..CandidateRequest::default()
     };
     request_wide(&q, &mut req)?;
@@ -353,26 +354,24 @@ async fn list<B: Backend>(
              \"resources{N}\" parameter.",
         ));
     }
-    let found = st
-        .read(|s| {
-            search(s, &req).map(|c| {
-                let traits = c
-                    .provider_summaries
-                    .iter()
-                    .map(|p| traits_in_id_order(s, &p.traits))
-                    .collect::<Vec<_>>();
-                (c, traits)
-            })
-        })
-        .await?;
-    let (cands, traits) = found.map_err(|e| match e {
-        SearchError::UnknownResourceClass(_) => ApiError::bad_request(format!(
-            "Invalid resource class in resources parameter: {e}"
-        )),
-        SearchError::UnknownTrait(_) => ApiError::bad_request(e.to_string()),
-    })?;
-    let body = Body::new(&ctx, &req, &cands, &traits);
-    Ok(json_response(&ctx, StatusCode::OK, &body, Some(now())))
+    // The search and the serialization of its answer run off the async threads, on a
+    // snapshot of the state: a large answer holds up neither other requests nor writes.
+    st.read_blocking(move |s| {
+        let cands = search(s, &req).map_err(|e| match e {
+            SearchError::UnknownResourceClass(_) => ApiError::bad_request(format!(
+                "Invalid resource class in resources parameter: {e}"
+            )),
+            SearchError::UnknownTrait(_) => ApiError::bad_request(e.to_string()),
+        })?;
+        let traits = cands
+            .provider_summaries
+            .iter()
+            .map(|p| traits_in_id_order(s, &p.traits))
+            .collect::<Vec<_>>();
+        let body = Body::new(&ctx, &req, &cands, &traits);
+        Ok(json_response(&ctx, StatusCode::OK, &body, Some(now())))
+    })
+    .await?
 }
 
 /// A provider's traits in Placement's database order (by trait id): standard traits first

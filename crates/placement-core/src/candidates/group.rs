@@ -127,7 +127,14 @@ impl Matches {
     }
 
     /// The group requests serving one anchor.
-    pub fn areqs(&self, state: &State, g: &RequestGroup, anchor: &Uuid) -> Vec<Areq> {
+    /// The group's alternatives for one anchor, at most `cap` of them (the bound).
+    pub fn areqs(
+        &self,
+        state: &State,
+        g: &RequestGroup,
+        anchor: &Uuid,
+        cap: Option<usize>,
+    ) -> Vec<Areq> {
         if !self.contains(anchor) {
             return Vec::new();
         }
@@ -136,12 +143,14 @@ impl Matches {
             .iter()
             .map(|l| providers_for(l, anchor))
             .collect();
+        let cap = cap.unwrap_or(usize::MAX);
         if self.multi {
-            return combinations(state, g, &per_list);
+            return combinations(state, g, &per_list, cap);
         }
         per_list
             .into_iter()
             .flatten()
+            .take(cap)
             .map(|rp| Areq {
                 same_provider: g.use_same_provider(),
                 resources: g
@@ -739,14 +748,21 @@ fn trees_matching_all(
 /// The other half of Placement's `_alloc_candidates_multiple_providers`, for one tree: every
 /// combination of one provider per class whose providers together satisfy the group's
 /// traits.
-fn combinations(state: &State, g: &RequestGroup, lists: &[Vec<Uuid>]) -> Vec<Areq> {
+/// At most `cap` combinations are kept, after at most `cap` × [`WALK_STEPS_PER_CANDIDATE`]
+/// tried (combinations the traits rule out cost a step too).
+fn combinations(state: &State, g: &RequestGroup, lists: &[Vec<Uuid>], cap: usize) -> Vec<Areq> {
     let mut out = Vec::new();
     if lists.is_empty() || lists.iter().any(|l| l.is_empty()) {
         return out;
     }
     let check_traits = !(g.required_traits.is_empty() && g.forbidden_traits.is_empty());
     let mut idx = vec![0usize; lists.len()];
+    let mut steps_left = cap.saturating_mul(super::WALK_STEPS_PER_CANDIDATE);
     'product: loop {
+        if out.len() >= cap || steps_left == 0 {
+            break;
+        }
+        steps_left -= 1;
         let combo: Vec<Uuid> = idx.iter().zip(lists).map(|(&j, l)| l[j]).collect();
         if !check_traits || traits_ok(state, g, &combo) {
             out.push(Areq {

@@ -48,12 +48,13 @@ impl<'s> Product<'s> {
             isolate: request.group_policy == Some(GroupPolicy::Isolate),
             same_subtrees: &request.same_subtrees,
             // With the nested exclusion, summaries depend on every candidate (see
-            // `finish`), so the product can stop early only without it.
+            // `finish`), so the product can stop early only without it — or at the bound.
             stop_after: if needs_every_anchor(ctx, request) {
-                None
+                request.max_candidates
             } else {
-                request.limit
+                request.stop_after()
             },
+            steps_left: request.walk_budget(),
             seen: HashSet::new(),
             out: Vec::new(),
         }
@@ -86,7 +87,7 @@ impl<'s> Product<'s> {
             let lists: Vec<Vec<Areq>> = per_group
                 .iter()
                 .zip(&request.groups)
-                .map(|(m, g)| m.areqs(state, g, &anchor))
+                .map(|(m, g)| m.areqs(state, g, &anchor, request.max_candidates))
                 .collect();
             if lists.iter().any(|l| l.is_empty()) {
                 continue;
@@ -184,15 +185,25 @@ pub(super) struct Product<'s> {
     state: &'s State,
     isolate: bool,
     same_subtrees: &'s [BTreeSet<String>],
-    /// Stop once this many candidates are found (`limit`).
+    /// Stop once this many candidates are found (`limit`, or the bound).
     stop_after: Option<usize>,
+    /// Steps the walk may still take (the bound's work budget); `None`: unbounded.
+    steps_left: Option<usize>,
     seen: HashSet<AllocationRequest>,
     out: Vec<AllocationRequest>,
 }
 
 impl Product<'_> {
+    /// No more candidates are wanted: as many as asked for, or the work budget is spent.
     pub(super) fn full(&self) -> bool {
-        self.stop_after.is_some_and(|n| self.out.len() >= n)
+        self.stop_after.is_some_and(|n| self.out.len() >= n) || self.steps_left == Some(0)
+    }
+
+    /// Counts one step of the walk.
+    fn step(&mut self) {
+        if let Some(left) = &mut self.steps_left {
+            *left = left.saturating_sub(1);
+        }
     }
 }
 
@@ -217,6 +228,7 @@ impl<'a> Walk<'_, '_, 'a> {
             if self.p.full() {
                 return;
             }
+            self.p.step();
             let granular = if a.same_provider {
                 a.mappings
                     .values()

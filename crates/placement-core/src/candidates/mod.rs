@@ -31,11 +31,22 @@
 //!   and `amount ≤ max_unit`; each single group's amount also respects `min_unit` and
 //!   `step_size` (as Placement checks them per group, not on the sum).
 //!
+//! # The bound
+//!
+//! [`CandidateRequest::max_candidates`] is Placement's `[placement] max_allocation_candidates`:
+//! generation stops once that many candidates exist, before `limit` applies. Without it, a
+//! few granular groups over one wide tree multiply into millions of candidates (30 children
+//! and 4 groups: 810,000, hundreds of megabytes). Under the bound nothing grows with the
+//! product: each group's alternatives within one tree stop at the bound too, and the walk
+//! over combinations gives up after [`WALK_STEPS_PER_CANDIDATE`] steps per allowed candidate
+//! (combinations that fail capacity or `same_subtree` cost steps but produce nothing), so
+//! the work is bounded as well as the answer. The search stays pure and deterministic: the
+//! same state and request give the same prefix.
+//!
 //! # Left out on purpose
 //!
-//! - Placement's tuning knobs `max_allocation_candidates` (default unlimited),
-//!   `allocation_candidates_generation_strategy` (default depth-first, which is ours) and
-//!   random sampling under `limit` (off by default).
+//! - Placement's tuning knobs `allocation_candidates_generation_strategy` (default
+//!   depth-first, which is ours) and random sampling under `limit` (off by default).
 //! - Placement's anchor-less de-duplication inside the unsuffixed group: a Python `set` there
 //!   keeps one of several equal requests that differ only in their anchor, which can drop a
 //!   valid combination with another group depending on hash order. We keep every anchor and
@@ -103,6 +114,32 @@ pub struct CandidateRequest {
     pub same_subtrees: Vec<BTreeSet<String>>,
     /// From 1.29; before it, candidates using two providers of one tree are dropped.
     pub nested_aware: bool,
+    /// Generate at most this many candidates (see "The bound" above); `None`: unbounded.
+    pub max_candidates: Option<usize>,
+}
+
+/// Steps of the combination walk allowed per candidate of the bound (see "The bound").
+pub const WALK_STEPS_PER_CANDIDATE: usize = 1_000;
+
+/// The least walk budget, whatever the bound (a small bound must still see real trees).
+pub const MIN_WALK_STEPS: usize = 1_000_000;
+
+impl CandidateRequest {
+    /// How many candidates to generate at most: the smaller of `limit` and the bound.
+    pub fn stop_after(&self) -> Option<usize> {
+        match (self.limit, self.max_candidates) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Steps the combination walk may take under the bound.
+    pub(crate) fn walk_budget(&self) -> Option<usize> {
+        self.max_candidates.map(|n| {
+            n.saturating_mul(WALK_STEPS_PER_CANDIDATE)
+                .max(MIN_WALK_STEPS)
+        })
+    }
 }
 
 /// One candidate: the body of a `PUT /allocations/{consumer}` plus which group got which
@@ -177,7 +214,7 @@ pub fn search(state: &State, request: &CandidateRequest) -> Result<Candidates, S
     let Some(ctx) = group::WideContext::new(state, request)? else {
         return Ok(Candidates::default());
     };
-    let windowed = request.limit.is_some()
+    let windowed = request.stop_after().is_some()
         && !merge::needs_every_anchor(&ctx, request)
         && request.groups.iter().all(|g| g.in_tree.is_none());
     if windowed {
@@ -275,7 +312,7 @@ fn search_windows(
     ctx: &group::WideContext<'_>,
     request: &CandidateRequest,
 ) -> Result<Candidates, SearchError> {
-    let limit = request.limit.unwrap_or(usize::MAX);
+    let limit = request.stop_after().unwrap_or(usize::MAX);
     let mut product = merge::Product::new(ctx, request);
     let mut seen = vec![GroupSeen::default(); request.groups.len()];
     let mut size = limit.max(MIN_WINDOW_ROOTS);

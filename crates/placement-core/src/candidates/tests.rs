@@ -117,6 +117,79 @@ fn a(p: u128, rc: &str, n: i64) -> (u128, String, i64) {
     (p, rc.to_string(), n)
 }
 
+/// One root with `children` children, each with 4 VCPU and 4 MEMORY_MB (units), and the
+/// request of `groups` granular groups of 1 VCPU each under `isolate`: the product of the
+/// children, `children * (children - 1) * ...` candidates.
+fn wide_tree(children: u128, groups: usize) -> (State, CandidateRequest) {
+    let mut providers = vec![rp(1, None, 1, &[], &[], &[])];
+    for c in 0..children {
+        providers.push(rp(
+            100 + c,
+            Some(1),
+            1,
+            &[("VCPU", 4), ("MEMORY_MB", 4)],
+            &[],
+            &[],
+        ));
+    }
+    let groups = (0..groups)
+        .map(|g| group(&format!("{g}"), &[("VCPU", 1)]))
+        .collect();
+    let mut r = request(groups);
+    r.group_policy = Some(GroupPolicy::Isolate);
+    (state_of(providers, vec![]), r)
+}
+
+#[test]
+fn the_bound_stops_generation_without_building_the_product() {
+    // 30 children, 4 isolated groups: 657,720 candidates unbounded.
+    let (s, mut r) = wide_tree(30, 4);
+    r.max_candidates = Some(1_000);
+    let found = search(&s, &r).expect("search");
+    assert_eq!(found.allocation_requests.len(), 1_000);
+    // `limit` under the bound, and a bound under `limit`.
+    r.limit = Some(7);
+    assert_eq!(search(&s, &r).expect("search").allocation_requests.len(), 7);
+    r.limit = Some(5_000);
+    assert_eq!(
+        search(&s, &r).expect("search").allocation_requests.len(),
+        1_000
+    );
+}
+
+#[test]
+fn the_bound_keeps_a_prefix_of_the_unbounded_answer() {
+    let (s, mut r) = wide_tree(6, 3);
+    let full = search(&s, &r).expect("search");
+    assert_eq!(full.allocation_requests.len(), 6 * 5 * 4);
+    r.max_candidates = Some(25);
+    let bounded = search(&s, &r).expect("search");
+    assert_eq!(
+        bounded.allocation_requests[..],
+        full.allocation_requests[..25]
+    );
+}
+
+#[test]
+fn the_bound_also_cuts_one_groups_alternatives_in_a_tree() {
+    // The unsuffixed group may take each class from any provider of the tree: with 30
+    // children and 4 classes that alone would be 30^4 alternatives.
+    let classes = ["VCPU", "MEMORY_MB", "DISK_GB", "IPV4_ADDRESS"];
+    let mut providers = vec![rp(1, None, 1, &[], &[], &[])];
+    for c in 0..30u128 {
+        let inv: Vec<(&str, i64)> = classes.iter().map(|rc| (*rc, 10)).collect();
+        providers.push(rp(100 + c, Some(1), 1, &inv, &[], &[]));
+    }
+    let s = state_of(providers, vec![]);
+    let mut r = request(vec![group(
+        "",
+        &classes.iter().map(|rc| (*rc, 1)).collect::<Vec<_>>(),
+    )]);
+    r.max_candidates = Some(500);
+    let found = search(&s, &r).expect("search");
+    assert_eq!(found.allocation_requests.len(), 500);
+}
+
 #[test]
 fn flat_providers_with_room() {
     let s = state_of(

@@ -1,0 +1,94 @@
+//! Per-request limits, as axum middleware: shed load beyond a number of requests in flight,
+//! give every request a deadline, and turn a panic into a 500 instead of a dropped
+//! connection.
+//!
+//! Each produces a bare status (503 with `Retry-After`, or 500) with a short text body; the
+//! API port's pipeline renders those in Placement's error format, the peer port sends them
+//! as they are.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
+use tokio::sync::Semaphore;
+
+/// Seconds a client is told to wait (`Retry-After`) when a request is shed or times out.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// What a response made here says, as an extension: a router that renders errors its own
+/// way (the API's Placement error bodies) takes its text from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detail(pub &'static str);
+
+fn bare(status: StatusCode, message: &'static str) -> Response {
+    let mut response = (status, message).into_response();
+    response.extensions_mut().insert(Detail(message));
+    response
+}
+
+/// A 503 with `Retry-After`.
+pub fn unavailable(message: &'static str) -> Response {
+    let mut response = bare(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
+}
+
+/// The number of requests a port serves at once; more are shed.
+#[derive(Debug, Clone)]
+pub struct InFlight(Arc<Semaphore>);
+
+impl InFlight {
+    pub fn new(max: usize) -> Self {
+        InFlight(Arc::new(Semaphore::new(max)))
+    }
+}
+
+/// Middleware: serves the request if a slot is free, else answers 503 at once (shedding is
+/// better than queueing: a queued request times out at the client anyway, after holding
+/// memory). Use with `axum::middleware::from_fn_with_state(InFlight::new(n), shed)`.
+pub async fn shed(State(slots): State<InFlight>, request: Request, next: Next) -> Response {
+    let Ok(slot) = slots.0.try_acquire_owned() else {
+        return unavailable("The server is overloaded: too many requests in flight. Retry later.");
+    };
+    let response = next.run(request).await;
+    drop(slot);
+    response
+}
+
+/// Middleware: answers 503 if the handler has not answered within the deadline (the work is
+/// cancelled; a write already proposed may still be applied, as with any timeout). Use with
+/// `axum::middleware::from_fn_with_state(deadline, deadline)`.
+pub async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => unavailable("The request did not complete in time. Retry later."),
+    }
+}
+
+/// Middleware: a panic in a handler becomes a logged 500, and the connection lives on.
+pub async fn catch_panic(request: Request, next: Next) -> Response {
+    let what = format!("{} {}", request.method(), request.uri().path());
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            tracing::error!(request = %what, panic = %message, "handler panicked; answered 500");
+            bare(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server failed to serve this request.",
+            )
+        }
+    }
+}
