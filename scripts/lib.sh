@@ -7,7 +7,8 @@
 #                       $PLACEMENTD_BIN, else $CARGO_TARGET_DIR/release/placementd,
 #                       else $HOME/.cache/placementd/target/release/placementd,
 #                       else <repo>/target/release/placementd
-# - wait_http URL SECS [PID]   poll GET URL until it answers 200 (fails early if PID died)
+# - wait_http URL SECS [PID]   poll GET URL until it answers 200 (fails early if PID died);
+#                     an https URL is checked against $CLUSTER_PKI/ca.pem when that is set
 
 placementd_repo() {
   (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +34,9 @@ placementd_bin() {
   return 1
 }
 
+# curl's flags for the cluster's own CA (empty without TLS); set by cluster_pki.
+CURL_TLS=()
+
 wait_http() {  # URL SECS [PID]
   local url=$1 secs=$2 pid=${3:-} deadline
   deadline=$((SECONDS + secs))
@@ -40,7 +44,7 @@ wait_http() {  # URL SECS [PID]
     if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
       return 1
     fi
-    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null) == 200 ]]; then
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${CURL_TLS[@]}" "$url" 2>/dev/null) == 200 ]]; then
       return 0
     fi
     sleep 0.05
@@ -58,6 +62,13 @@ wait_http() {  # URL SECS [PID]
 #                      ones (node i: API PORT_BASE+10*i, peer that + 1). Sets
 #                      CLUSTER_API_PORTS, CLUSTER_PEER_PORTS (arrays, index i-1 = node i) and
 #                      CLUSTER_INITIAL (the --initial-cluster value)
+# - cluster_pki BIN DIR   a cluster CA and certificates in DIR, made once with
+#                      `placementd cert` (call after cluster_plan): node<i> for each planned
+#                      member (named by its API and peer addresses), admin (for
+#                      `placementd cluster`), and lb (HAProxy's frontend; lb-bundle.pem holds
+#                      its certificate and key). Sets CLUSTER_PKI=DIR and CURL_TLS; from then
+#                      on cluster_start runs every node with mutual TLS on the peer port and
+#                      HTTPS on the API, and cluster_haproxy_config re-encrypts to the nodes
 # - cluster_start BIN DIR N LOG SECS [FLAG...]
 #                      start an N-node cluster (cluster_plan N $CLUSTER_PORT_BASE: free
 #                      ports unless CLUSTER_PORT_BASE is set) with data in DIR/node<i> (an
@@ -67,9 +78,10 @@ wait_http() {  # URL SECS [PID]
 #                      SECS for every /readyz. Sets what cluster_plan sets and CLUSTER_PIDS.
 #                      Returns 1 (with a message) if a node is not ready.
 # - cluster_leader_port   API port of the node whose /readyz says is_leader (empty if none)
-# - cluster_haproxy_config BIND   print an HAProxy config: round-robin over
+# - cluster_haproxy_config BIND [tls]   print an HAProxy config: round-robin over
 #                      CLUSTER_API_PORTS on BIND (PORT, i.e. 127.0.0.1:PORT, or HOST:PORT),
-#                      /readyz health checks
+#                      /readyz health checks; with `tls` the frontend serves HTTPS with the
+#                      lb certificate of cluster_pki
 # - stop_pids SECS PID...  TERM every PID, wait up to SECS for each, then KILL and reap
 
 free_ports() {  # N
@@ -102,15 +114,57 @@ cluster_plan() {  # N [PORT_BASE]
   CLUSTER_INITIAL=$(IFS=,; echo "${members[*]}")
 }
 
+cluster_pki() {  # BIN DIR
+  local bin=$1 dir=$2 i
+  mkdir -p "$dir"
+  [[ -f $dir/ca.pem ]] || "$bin" cert --dir "$dir" ca >/dev/null
+  [[ -f $dir/admin.pem ]] || "$bin" cert --dir "$dir" admin >/dev/null
+  for ((i = 1; i <= ${#CLUSTER_API_PORTS[@]}; i++)); do
+    [[ -f $dir/node$i.pem ]] || "$bin" cert --dir "$dir" node "$i" \
+      --address "127.0.0.1:${CLUSTER_API_PORTS[i - 1]}" \
+      --address "127.0.0.1:${CLUSTER_PEER_PORTS[i - 1]}" >/dev/null
+  done
+  if [[ ! -f $dir/lb.pem ]]; then
+    "$bin" cert --dir "$dir" server lb --address 127.0.0.1 --address localhost >/dev/null
+  fi
+  # HAProxy reads a certificate and its key from one file (written whole, then renamed:
+  # several scripts may share one PKI directory).
+  if [[ ! -f $dir/lb-bundle.pem ]]; then
+    (umask 077 && cat "$dir/lb.pem" "$dir/lb-key.pem" >"$dir/lb-bundle.pem.$$" &&
+      mv -f "$dir/lb-bundle.pem.$$" "$dir/lb-bundle.pem")
+  fi
+  CLUSTER_PKI=$(cd "$dir" && pwd)
+  CURL_TLS=(--cacert "$CLUSTER_PKI/ca.pem")
+}
+
+# The flags that make node I use the cluster's certificates (none without cluster_pki).
+cluster_tls_flags() {  # I
+  [[ -n ${CLUSTER_PKI:-} ]] || return 0
+  local i=$1
+  printf '%s\n' --peer-cert "$CLUSTER_PKI/node$i.pem" --peer-key "$CLUSTER_PKI/node$i-key.pem" \
+    --peer-ca "$CLUSTER_PKI/ca.pem" --tls-cert "$CLUSTER_PKI/node$i.pem" \
+    --tls-key "$CLUSTER_PKI/node$i-key.pem"
+}
+
+# The scheme of the nodes' API: https once cluster_pki ran.
+cluster_scheme() {
+  if [[ -n ${CLUSTER_PKI:-} ]]; then echo https; else echo http; fi
+}
+
 cluster_start() {  # BIN DIR N LOG SECS [FLAG...]
   local bin=$1 dir=$2 n=$3 log=$4 secs=$5 i
   shift 5
   cluster_plan "$n" "${CLUSTER_PORT_BASE:-}"
+  if [[ -n ${CLUSTER_PKI_DIR:-} ]]; then
+    cluster_pki "$bin" "$CLUSTER_PKI_DIR"
+  fi
   CLUSTER_PIDS=()
   for ((i = 1; i <= n; i++)); do
+    local -a tls
+    mapfile -t tls < <(cluster_tls_flags "$i")
     local -a node=("$bin" --listen "127.0.0.1:${CLUSTER_API_PORTS[i - 1]}"
                    --peer-listen "127.0.0.1:${CLUSTER_PEER_PORTS[i - 1]}" --data-dir "$dir/node$i"
-                   --node-id "$i" --initial-cluster "$CLUSTER_INITIAL" "$@")
+                   --node-id "$i" --initial-cluster "$CLUSTER_INITIAL" "${tls[@]}" "$@")
     if [[ $log == - ]]; then
       "${node[@]}" >&2 &
     else
@@ -119,7 +173,7 @@ cluster_start() {  # BIN DIR N LOG SECS [FLAG...]
     CLUSTER_PIDS+=($!)
   done
   for ((i = 1; i <= n; i++)); do
-    if ! wait_http "http://127.0.0.1:${CLUSTER_API_PORTS[i - 1]}/readyz" "$secs" "${CLUSTER_PIDS[i - 1]}"; then
+    if ! wait_http "$(cluster_scheme)://127.0.0.1:${CLUSTER_API_PORTS[i - 1]}/readyz" "$secs" "${CLUSTER_PIDS[i - 1]}"; then
       if kill -0 "${CLUSTER_PIDS[i - 1]}" 2>/dev/null; then
         echo "cluster_start: node $i did not become ready within ${secs}s" >&2
       else
@@ -133,16 +187,19 @@ cluster_start() {  # BIN DIR N LOG SECS [FLAG...]
 cluster_leader_port() {
   local p
   for p in "${CLUSTER_API_PORTS[@]}"; do
-    if curl -s --max-time 2 "http://127.0.0.1:$p/readyz" | grep -q '"is_leader": *true'; then
+    if curl -s --max-time 2 "${CURL_TLS[@]}" "$(cluster_scheme)://127.0.0.1:$p/readyz" | grep -q '"is_leader": *true'; then
       echo "$p"
       return 0
     fi
   done
 }
 
-cluster_haproxy_config() {  # BIND
-  local p i=0 bind=$1
+cluster_haproxy_config() {  # BIND [tls]
+  local p i=0 bind=$1 frontend_tls=${2:-} server_tls=""
   [[ $bind == *:* ]] || bind=127.0.0.1:$bind
+  if [[ $frontend_tls == tls ]]; then
+    bind="$bind ssl crt $CLUSTER_PKI/lb-bundle.pem alpn http/1.1"
+  fi
   cat <<CFG
 # Generated for one run by scripts/lib.sh cluster_haproxy_config; see deploy/haproxy.cfg.
 global
@@ -164,7 +221,11 @@ backend placementd
 CFG
   for p in "${CLUSTER_API_PORTS[@]}"; do
     i=$((i + 1))
-    echo "    server node$i 127.0.0.1:$p check"
+    # With TLS the nodes serve HTTPS: HAProxy re-encrypts and checks the node's certificate
+    # against the cluster CA and its name.
+    [[ -z ${CLUSTER_PKI:-} ]] ||
+      server_tls=" ssl verify required ca-file $CLUSTER_PKI/ca.pem verifyhost node$i sni str(node$i)"
+    echo "    server node$i 127.0.0.1:$p check$server_tls"
   done
 }
 

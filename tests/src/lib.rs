@@ -21,7 +21,11 @@
 //! header; [`Resp`] keeps status, headers-free JSON body and raw text for assertions.
 //!
 //! [`Cluster`] starts N such processes as one Raft cluster on loopback (`--initial-cluster`,
-//! each with its own API and peer port) and finds the leader through `/readyz`.
+//! each with its own API and peer port) and finds the leader through `/readyz`. A cluster is
+//! secured the way production runs it: a [`Pki`] made by the real `placementd cert` gives
+//! every member a certificate; the peer port speaks only mutual TLS and the API HTTPS, and
+//! the fixtures' clients and the admin CLI present and trust that CA
+//! ([`Cluster::start_plain`] is the exception, for tests of the plaintext mode).
 //!
 //! Left out: the load balancer (HAProxy is exercised by `scripts/conformance-server`);
 //! a child that outlives a SIGKILLed test runner (there is no portable parent-death hook
@@ -32,6 +36,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -92,6 +97,97 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// A cluster CA and the certificates it issued, made with the real `placementd cert` in a
+/// temporary directory (removed when the last holder drops it).
+pub struct Pki {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A new CA (`ca.pem`) and an operator certificate (`admin.pem`).
+    pub fn new() -> Result<Arc<Pki>> {
+        let pki = Pki {
+            bin: placementd_bin()?,
+            dir: tempfile::Builder::new()
+                .prefix("placementd-pki-")
+                .tempdir()?,
+        };
+        pki.run(&["ca"])?;
+        pki.run(&["admin"])?;
+        Ok(Arc::new(pki))
+    }
+
+    fn run(&self, args: &[&str]) -> Result<()> {
+        let out = Command::new(&self.bin)
+            .arg("cert")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "placementd cert {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The directory of every file.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// `(cert, key)` of `name` (`node<ID>`, `admin`, or another name issued with
+    /// [`Pki::issue_node`]).
+    pub fn files(&self, name: &str) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join(format!("{name}.pem")),
+            self.dir.path().join(format!("{name}-key.pem")),
+        )
+    }
+
+    /// Issues node `id`'s certificate for these addresses (once; later calls reuse it).
+    pub fn issue_node(&self, id: u64, addresses: &[String]) -> Result<(PathBuf, PathBuf)> {
+        let files = self.files(&format!("node{id}"));
+        if !files.0.exists() {
+            let id = id.to_string();
+            let mut args = vec!["node", id.as_str()];
+            for a in addresses {
+                args.push("--address");
+                args.push(a);
+            }
+            self.run(&args)?;
+        }
+        Ok(files)
+    }
+
+    /// An HTTP client that trusts this CA and presents `name`'s certificate, if given.
+    pub fn http(&self, name: Option<&str>, timeout: Duration) -> Result<reqwest::Client> {
+        let ca = std::fs::read(self.ca())?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca)?);
+        if let Some(name) = name {
+            let (cert, key) = self.files(name);
+            let mut pem = std::fs::read(cert)?;
+            pem.extend(std::fs::read(key)?);
+            builder = builder.identity(reqwest::Identity::from_pem(&pem)?);
+        }
+        Ok(builder.build()?)
+    }
+}
+
 /// One real `placementd` process with its own data directory: a one-node cluster
 /// ([`Node::start`]) or a member of a [`Cluster`].
 pub struct Node {
@@ -108,6 +204,8 @@ pub struct Node {
     /// Owns the temp dir: data (`data/`) and the log; removed when the Node is dropped.
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The cluster's CA: the node runs mutual TLS on its peer port and HTTPS on its API.
+    pki: Option<Arc<Pki>>,
 }
 
 impl Node {
@@ -120,25 +218,53 @@ impl Node {
         port: u16,
         peer_port: Option<u16>,
         args: Vec<String>,
+        pki: Option<Arc<Pki>>,
     ) -> Result<Node> {
         let peer_listen = peer_port
             .into_iter()
             .flat_map(|p| ["--peer-listen".to_string(), format!("127.0.0.1:{p}")]);
+        let mut tls_args = Vec::new();
+        if let Some(pki) = &pki {
+            let addresses: Vec<String> = [Some(port), peer_port]
+                .into_iter()
+                .flatten()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect();
+            let (cert, key) = pki.issue_node(node_id, &addresses)?;
+            let (cert, key, ca) = (
+                cert.display().to_string(),
+                key.display().to_string(),
+                pki.ca().display().to_string(),
+            );
+            tls_args = vec![
+                "--peer-cert".into(),
+                cert.clone(),
+                "--peer-key".into(),
+                key.clone(),
+                "--peer-ca".into(),
+                ca,
+                "--tls-cert".into(),
+                cert,
+                "--tls-key".into(),
+                key,
+            ];
+        }
         Ok(Node {
             bin: placementd_bin()?,
             port,
             node_id,
-            extra_args: peer_listen.chain(args).collect(),
+            extra_args: peer_listen.chain(tls_args).chain(args).collect(),
             peer_port,
             more_args: Vec::new(),
             dir: tempfile::Builder::new().prefix(prefix).tempdir()?,
             child: None,
+            pki,
         })
     }
 
     /// Starts a fresh node on a free port with an empty data dir and waits until it is ready.
     pub async fn start() -> Result<Node> {
-        let mut node = Node::new("placementd-test-", 1, 0, None, Vec::new())?;
+        let mut node = Node::new("placementd-test-", 1, 0, None, Vec::new(), None)?;
         let mut last_err: Option<Error> = None;
         for _ in 0..START_ATTEMPTS {
             node.port = free_port()?;
@@ -155,9 +281,16 @@ impl Node {
     /// Restores `backup` with the real CLI (`placementd restore`) into a fresh data dir as
     /// node `node_id`, then starts that node alone (with a peer port, so members can be added)
     /// and waits until it is ready.
-    pub async fn from_backup(backup: &Path, node_id: u64) -> Result<Node> {
+    pub async fn from_backup(backup: &Path, node_id: u64, pki: Option<Arc<Pki>>) -> Result<Node> {
         let (api, peer) = (free_port()?, free_port()?);
-        let mut node = Node::new("placementd-restored-", node_id, api, Some(peer), Vec::new())?;
+        let mut node = Node::new(
+            "placementd-restored-",
+            node_id,
+            api,
+            Some(peer),
+            Vec::new(),
+            pki,
+        )?;
         let out = Command::new(&node.bin)
             .arg("restore")
             .arg("--backup")
@@ -183,9 +316,23 @@ impl Node {
         Ok(node)
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    /// Base URL, e.g. `http://127.0.0.1:41234` (`https` with TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The cluster's CA, if the node runs TLS.
+    pub fn pki(&self) -> Option<&Arc<Pki>> {
+        self.pki.as_ref()
+    }
+
+    /// A plain HTTP client for this node's API (trusting its CA when it runs TLS).
+    pub fn http(&self, timeout: Duration) -> Result<reqwest::Client> {
+        match &self.pki {
+            Some(pki) => pki.http(None, timeout),
+            None => Ok(reqwest::Client::builder().timeout(timeout).build()?),
+        }
     }
 
     /// The client API port.
@@ -210,7 +357,7 @@ impl Node {
 
     /// An admin client for this node at [`DEFAULT_MICROVERSION`].
     pub fn client(&self) -> Result<Client> {
-        Client::new(&self.url())
+        Client::with_http(&self.url(), self.http(REQUEST_TIMEOUT)?)
     }
 
     /// SIGKILL (no graceful shutdown, nothing flushed by the process) and reap the process.
@@ -265,13 +412,19 @@ impl Node {
     /// Runs `placementd cluster --peer <this node's peer address> <args>` (the real CLI
     /// against the admin API) and returns its JSON output; a failure carries its stderr.
     pub fn admin(&self, args: &[&str]) -> Result<Value> {
-        let out = Command::new(&self.bin)
-            .arg("cluster")
-            .arg("--peer")
-            .arg(self.peer_addr()?)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()?;
+        let mut command = Command::new(&self.bin);
+        command.arg("cluster").arg("--peer").arg(self.peer_addr()?);
+        if let Some(pki) = &self.pki {
+            let (cert, key) = pki.files("admin");
+            command
+                .arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key)
+                .arg("--ca")
+                .arg(pki.ca());
+        }
+        let out = command.args(args).stdin(Stdio::null()).output()?;
         if !out.status.success() {
             return Err(format!(
                 "placementd cluster {} failed ({}): {}",
@@ -351,9 +504,7 @@ impl Node {
 
     /// Polls `GET /` until 200 (see [`Node::spawn_and_wait`]).
     pub async fn wait_ready(&mut self) -> Result<()> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
+        let http = self.http(Duration::from_secs(2))?;
         let url = format!("{}/", self.url());
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -409,6 +560,16 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra flags for every node (e.g. `--snapshot-every`).
     pub async fn start_with(n: usize, extra: &[&str]) -> Result<Cluster> {
+        Self::start_secured(n, extra, Some(Pki::new()?)).await
+    }
+
+    /// A cluster without TLS anywhere (the development mode the binary warns about).
+    pub async fn start_plain(n: usize, extra: &[&str]) -> Result<Cluster> {
+        Self::start_secured(n, extra, None).await
+    }
+
+    /// `n` members with `extra` flags, secured by `pki` (plaintext with `None`).
+    pub async fn start_secured(n: usize, extra: &[&str], pki: Option<Arc<Pki>>) -> Result<Cluster> {
         let mut ports = Vec::new();
         for _ in 0..n {
             ports.push((free_port()?, free_port()?));
@@ -426,7 +587,14 @@ impl Cluster {
                 .chain(extra.iter().copied())
                 .map(str::to_string)
                 .collect();
-            let mut node = Node::new("placementd-cluster-", i as u64 + 1, *api, Some(*peer), args)?;
+            let mut node = Node::new(
+                "placementd-cluster-",
+                i as u64 + 1,
+                *api,
+                Some(*peer),
+                args,
+                pki.clone(),
+            )?;
             node.spawn()?;
             nodes.push(node);
         }
@@ -458,7 +626,8 @@ impl Cluster {
         .chain(extra.iter().copied())
         .map(str::to_string)
         .collect();
-        let mut node = Node::new("placementd-cluster-", node_id, api, Some(peer), args)?;
+        let pki = self.nodes.first().and_then(|n| n.pki.clone());
+        let mut node = Node::new("placementd-cluster-", node_id, api, Some(peer), args, pki)?;
         node.spawn()?;
         self.nodes.push(node);
         Ok(self.nodes.len() - 1)
@@ -466,10 +635,7 @@ impl Cluster {
 
     /// `GET /readyz` of one node as JSON (`Value::Null` if it does not answer).
     pub async fn readyz(node: &Node) -> Value {
-        let Ok(http) = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-        else {
+        let Ok(http) = node.http(Duration::from_secs(2)) else {
             return Value::Null;
         };
         match http.get(format!("{}/readyz", node.url())).send().await {
@@ -538,11 +704,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `base` (e.g. [`Node::url`]) at [`DEFAULT_MICROVERSION`].
+    /// A client for a plain `http://` `base` at [`DEFAULT_MICROVERSION`].
     pub fn new(base: &str) -> Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()?;
+        Client::with_http(base, http)
+    }
+
+    /// A client for `base` (e.g. [`Node::url`]) over `http` (e.g. [`Node::http`]).
+    pub fn with_http(base: &str, http: reqwest::Client) -> Result<Client> {
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),

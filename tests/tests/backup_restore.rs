@@ -39,7 +39,7 @@ async fn a_backup_restores_into_a_new_cluster_that_grows_and_takes_writes() -> R
     assert!(report["last_log_index"].as_u64().is_some(), "{report}");
 
     // A new cluster from the backup: same state, new membership.
-    let restored = Node::from_backup(&file, 10).await?;
+    let restored = Node::from_backup(&file, 10, cluster.nodes[0].pki().cloned()).await?;
     let new_digest = restored.admin(&["digest"])?;
     assert_eq!(
         new_digest["sha256"], old_digest["sha256"],

@@ -214,3 +214,62 @@ pub fn router<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
         ))
         .layer(axum::middleware::from_fn(layers::catch_panic))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use placement_core::State;
+    use placement_types::{ApplyResult, Origin, Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A backend whose reads panic: a bug in a handler's read path, as the far-future
+    /// timestamp in HTTP date formatting was.
+    struct PanickingBackend;
+
+    impl Backend for PanickingBackend {
+        async fn write(&self, _: Request, _: Origin) -> Result<ApplyResult, BackendError> {
+            Err(BackendError::Unavailable("not used".into()))
+        }
+        async fn read_barrier(&self) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn state(&self) -> Arc<State> {
+            panic!("a bug in a read")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_placements_500_and_the_next_request_is_served() {
+        let app = router(Arc::new(PanickingBackend), ApiConfig::default());
+        let request = |path: &str| {
+            http::Request::get(path)
+                .header("x-auth-token", "admin")
+                .header("openstack-api-version", "placement 1.39")
+                .body(Body::empty())
+                .expect("request")
+        };
+        let response = app
+            .clone()
+            .oneshot(request("/resource_providers"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key("openstack-request-id"));
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON error body");
+        assert_eq!(body["errors"][0]["status"], 500);
+        assert!(body["errors"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("failed to serve")));
+        // The root needs no state: served as usual after the panic.
+        let root = app.oneshot(request("/")).await.expect("infallible");
+        assert_eq!(root.status(), http::StatusCode::OK);
+    }
+}

@@ -92,3 +92,89 @@ pub async fn catch_panic(request: Request, next: Next) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("kaboom");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/fine", get(|| async { "ok" }))
+    }
+
+    async fn status(app: &Router, path: &str) -> (StatusCode, Option<Detail>) {
+        let request = http::Request::get(path)
+            .body(Body::empty())
+            .expect("request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        (
+            response.status(),
+            response.extensions().get::<Detail>().copied(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_and_the_next_request_is_served() {
+        let app = app().layer(axum::middleware::from_fn(catch_panic));
+        let (code, detail) = status(&app, "/boom").await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(detail.is_some());
+        assert_eq!(status(&app, "/fine").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_a_503() {
+        let app = app().layer(axum::middleware::from_fn_with_state(
+            Duration::from_millis(50),
+            deadline,
+        ));
+        assert_eq!(
+            status(&app, "/slow").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(&app, "/fine").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_slots_are_shed_with_retry_after() {
+        let slots = InFlight::new(1);
+        let app = app().layer(axum::middleware::from_fn_with_state(slots.clone(), shed));
+        // Hold the only slot with a slow request, then ask for another.
+        let held = tokio::spawn({
+            let app = app.clone();
+            async move { status(&app, "/slow").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let request = http::Request::get("/fine")
+            .body(Body::empty())
+            .expect("request");
+        let shed_response = app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(shed_response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            shed_response.headers().get(RETRY_AFTER),
+            Some(&HeaderValue::from(RETRY_AFTER_SECS))
+        );
+        assert_eq!(held.await.expect("task").0, StatusCode::OK);
+        assert_eq!(status(&app, "/fine").await.0, StatusCode::OK);
+    }
+}

@@ -249,6 +249,20 @@ impl PlacementNode {
         let (store, sm) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let store = Store::open(&dir)?;
             store.bind_node_id(id)?;
+            // A vote beyond the sane bounds can only come from a forged vote request that an
+            // older version granted; openraft would overflow the term at the next election
+            // and panic, at every restart. Refuse to start instead, saying what to do.
+            if let Some(vote) = store.vote()? {
+                if let Err(refusal) = crate::guard::sane_vote(&vote, "stored vote") {
+                    return Err(Error::Refused(format!(
+                        "{refusal}: the data directory {} holds a vote no election can \
+                         follow (granted to a forged vote request before this version \
+                         checked terms). Restore this node from a backup, or remove it from \
+                         the cluster and add it back under a new id",
+                        dir.display()
+                    )));
+                }
+            }
             let sm = store.state_machine()?;
             Ok((store, sm))
         })
@@ -376,6 +390,11 @@ impl PlacementNode {
             .map(|n| n.peer_addr.clone())
             .filter(|a| !a.is_empty())
             .map(|addr| Peer { id: leader, addr })
+    }
+
+    /// This node's current vote.
+    pub(crate) fn current_vote(&self) -> placement_storage::Vote {
+        self.raft.metrics().borrow_watched().vote
     }
 
     /// The data directory.

@@ -10,9 +10,10 @@
 //! - Every body but a snapshot's is at most [`MAX_PEER_BODY`], and decoding allocates at
 //!   most a fixed multiple of what arrived (`placement_types::decode`).
 //! - A snapshot is received one at a time. Its header comes first and is checked before a
-//!   single byte is written: the sender must be the leader it names, the declared size at
-//!   most [`MAX_SNAPSHOT_BYTES`] and, three times over (the received file, its installed
-//!   copy, the records), within the free space of the data directory. The body may then
+//!   single byte is written: the sender must be the leader it names, its vote no older than
+//!   this node's (a stale sender is answered with the newer vote, as Raft does), the declared
+//!   size at most [`MAX_SNAPSHOT_BYTES`] and, three times over (the received file, its
+//!   installed copy, the records), within the free space of the data directory. The body may then
 //!   not exceed the declared size, nor stall longer than [`SNAPSHOT_STALL_TIMEOUT`]
 //!   between chunks.
 //! - Forwarded writes, read indexes and membership changes are shed beyond
@@ -287,6 +288,10 @@ enum ReceiveError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Refused(Refusal),
+    /// The sender's vote is older than this node's: it is told the newer one (and steps
+    /// down, as from any answer with a higher vote) without a byte of its snapshot written.
+    #[error("stale snapshot sender")]
+    Stale(placement_storage::Vote),
 }
 
 async fn snapshot(State(node): State<Node>, conn: Conn, body: Body) -> Response {
@@ -310,6 +315,11 @@ async fn snapshot(State(node): State<Node>, conn: Conn, body: Body) -> Response 
             Err(e) => Err(format!("open received snapshot: {e}")),
         },
         Err(ReceiveError::Refused(r)) => return refused(r, &conn, "snapshot"),
+        Err(ReceiveError::Stale(vote)) => {
+            return bincode_response(&Ok::<_, String>(openraft::raft::SnapshotResponse::<
+                TypeConfig,
+            >::new(vote)))
+        }
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = tokio::fs::remove_file(&path).await {
@@ -387,6 +397,13 @@ async fn receive_snapshot(
             "a snapshot of {} bytes is larger than {MAX_SNAPSHOT_BYTES}",
             header.len
         ))));
+    }
+    let current = node.current_vote();
+    if !matches!(
+        header.vote.partial_cmp(&current),
+        Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+    ) {
+        return Err(ReceiveError::Stale(current));
     }
     let dir = path
         .parent()

@@ -175,3 +175,32 @@ async fn unusable_data_dir_is_an_error_not_a_panic() {
         .expect_err("a file is not a data dir");
     assert!(matches!(err, Error::Storage(_)), "{err:?}");
 }
+
+/// A vote with term 2^64−1 that an older version granted to a forged vote request made every
+/// node panic at its next election, and again at every restart: now the node refuses to
+/// start, saying why and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_insane_vote_is_refused_at_start_not_panicked_on() {
+    use openraft::storage::RaftLogStorage;
+    let dir = TempDir::new().expect("tempdir");
+    {
+        let node = open(&dir, 1).await.expect("open");
+        node.shutdown().await.expect("shutdown");
+    }
+    {
+        let store = placement_storage::Store::open(dir.path()).expect("store");
+        let mut log = store.log_store();
+        log.save_vote(&placement_storage::Vote::new(u64::MAX, 2))
+            .await
+            .expect("save vote");
+        store.sync().expect("sync");
+    }
+    let err = open(&dir, 1).await.expect_err("refused");
+    let message = err.to_string();
+    assert!(matches!(err, Error::Refused(_)), "{message}");
+    assert!(message.contains("stored vote"), "{message}");
+    assert!(
+        message.contains("Restore this node from a backup"),
+        "{message}"
+    );
+}

@@ -192,6 +192,11 @@ impl Store {
     }
 
     /// The Raft log store (cheap handle on the shared database).
+    /// The last vote saved (`save_vote`), if any.
+    pub fn vote(&self) -> Result<Option<crate::types::Vote>> {
+        get_meta(&self.db, &crate::keys::VOTE)
+    }
+
     pub fn log_store(&self) -> LogStore {
         LogStore::new(self.db.clone())
     }

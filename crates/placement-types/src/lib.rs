@@ -431,6 +431,9 @@ pub enum CodecError {
     Encode(#[from] bincode::error::EncodeError),
     #[error("decode: {0}")]
     Decode(#[from] bincode::error::DecodeError),
+    /// A value ended before its input did: every encoding is decoded whole.
+    #[error("decode: {} bytes after the value (of {len})", len - read)]
+    Trailing { read: usize, len: usize },
 }
 
 /// The bincode configuration used for every stored or transmitted value. Decoding adds a
@@ -451,7 +454,8 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 pub const DECODE_CLAIM_PER_INPUT_BYTE: usize = 16;
 
 /// Decodes a value written by [`encode`], allocating at most about
-/// [`DECODE_CLAIM_PER_INPUT_BYTE`] times the input's length (at least 64 KiB).
+/// [`DECODE_CLAIM_PER_INPUT_BYTE`] times the input's length (at least 64 KiB). The input
+/// must be exactly one value: trailing bytes are an error.
 ///
 /// Bytes from a socket or a disk are never trusted: without a limit, a length prefix of
 /// 2^60 in a 46-byte message makes bincode allocate a 2^60-byte string and abort the process.
@@ -462,7 +466,13 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecEr
     macro_rules! with_limit {
         ($limit:expr) => {{
             let config = bincode_config().with_limit::<{ $limit }>();
-            let (value, _) = bincode::serde::decode_from_slice(bytes, config)?;
+            let (value, read) = bincode::serde::decode_from_slice(bytes, config)?;
+            if read != bytes.len() {
+                return Err(CodecError::Trailing {
+                    read,
+                    len: bytes.len(),
+                });
+            }
             Ok(value)
         }};
     }
@@ -520,6 +530,17 @@ mod tests {
         bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
         let err = decode::<Request>(&bytes).expect_err("refused");
         assert!(err.to_string().contains("LimitExceeded"), "{err}");
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode(&Timestamp(5)).expect("encodes");
+        assert_eq!(decode::<Timestamp>(&bytes).expect("decodes"), Timestamp(5));
+        bytes.push(0);
+        assert!(matches!(
+            decode::<Timestamp>(&bytes),
+            Err(CodecError::Trailing { read: 1, len: 2 })
+        ));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! placementd cert node 1 --dir /etc/placementd/pki --address 10.0.0.1:8778 --address 10.0.0.1:8779
 //!                                                                 # node1.pem, node1-key.pem
 //! placementd cert admin --dir /etc/placementd/pki                 # admin.pem, admin-key.pem
+//! placementd cert server placement-api --dir /etc/placementd/pki --address placement.example
+//!                                                       # placement-api.pem (a load balancer)
 //! ```
 //!
 //! A node certificate names `node<ID>` and every address given (so it serves the API port
@@ -50,6 +52,16 @@ enum CertCommand {
     },
     /// Issue an operator certificate (admin.pem, admin-key.pem) for `placementd cluster`.
     Admin,
+    /// Issue a certificate for another TLS server of the deployment, such as the load
+    /// balancer in front of the API (NAME.pem, NAME-key.pem). It is no member: the peer port
+    /// refuses it.
+    Server {
+        /// Its name (not `node<ID>` nor `admin`).
+        name: String,
+        /// An address clients reach it at (repeat); its host goes into the certificate.
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+    },
 }
 
 /// A CA is valid ten years by default; what it issues, a little over two (browsers' limit,
@@ -128,6 +140,20 @@ pub fn run(args: CertArgs) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())?;
             save(&args.dir, placement_net::identity::ADMIN_NAME, &pem)?
+        }
+        CertCommand::Server { name, addresses } => {
+            if placement_net::parse_node_name(&name).is_some()
+                || name == placement_net::identity::ADMIN_NAME
+                || name == "ca"
+            {
+                return Err(format!(
+                    "`{name}` is reserved: use `placementd cert node` or `placementd cert admin`"
+                ));
+            }
+            let ca = load_ca(&args.dir)?;
+            let pem = certs::issue(&ca, &name, &addresses, args.days.unwrap_or(LEAF_DAYS))
+                .map_err(|e| e.to_string())?;
+            save(&args.dir, &name, &pem)?
         }
     };
     println!("{}\n{}", cert.display(), key.display());
