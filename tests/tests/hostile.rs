@@ -13,6 +13,7 @@
 //! | 7. slow headers, idle connections | `slow_headers_and_idle_connections_are_closed_and_capped` |
 //! | 8. no TLS | every TLS test; `certificates_are_reloaded_without_a_restart` |
 //! | 9. candidates without `limit` | `a_huge_candidates_query_neither_explodes_nor_holds_up_writes` |
+//! | 10. data directory 0755, files 0644 | `the_data_directory_is_private_to_the_user` |
 //!
 //! Every hostile request goes to loopback ports of processes the test started.
 
@@ -734,5 +735,45 @@ async fn a_peer_port_on_the_network_without_tls_is_warned_about() -> Result<()> 
     node.restart().await?;
     let log = std::fs::read_to_string(node.log_path())?;
     assert!(log.contains("INSECURE"), "{log}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_to_the_user() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut node = Node::start().await?;
+    // Written by the node: the directory 0700, every file without group or other bits.
+    let mode = |p: &std::path::Path| -> Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    };
+    let data = node.data_dir();
+    assert_eq!(mode(&data)?, 0o700, "{}", data.display());
+    let mut files = 0;
+    let mut pending = vec![data.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            assert_eq!(
+                mode(&path)? & 0o077,
+                0,
+                "{} is open to others",
+                path.display()
+            );
+            files += 1;
+        }
+    }
+    assert!(files > 3, "{files} files");
+    // A directory an older version left readable by others is closed at the next start.
+    node.kill9()?;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755))?;
+    let leftover = data.join("leftover");
+    std::fs::write(&leftover, b"x")?;
+    std::fs::set_permissions(&leftover, std::fs::Permissions::from_mode(0o644))?;
+    node.restart().await?;
+    assert_eq!(mode(&data)?, 0o700);
+    assert_eq!(mode(&leftover)?, 0o600);
     Ok(())
 }

@@ -16,15 +16,26 @@
 //! (the workspace enables serde_json's `preserve_order`).
 //!
 //! Values in messages are rendered with Python's `repr` ([`py_repr`]): `'str'`, `True`,
-//! `None`, `{'a': 1}`.
+//! `None`, `{'a': 1}`; the schema and the instance under `Failed validating` / `On instance`
+//! with `pprint.pformat(width=72)`, which breaks long dicts, lists and strings over lines.
+//!
+//! **Numbers as Python reads them.** `json.loads` keeps an integer of any size exact and
+//! reads a float literal beyond `f64` (`1e400`) as `inf`; `serde_json::Value` turns the first
+//! into an `f64` (`100000000000000000000` would show as `1e+20`) and refuses the second. A
+//! body parsed with [`python_numbers`] first records such literals in [`Numbers`], which the
+//! validator ([`validate_numbers`]) and the handlers ask for a number's Python value and repr,
+//! so `100000000000000000000 is greater than the maximum of 2147483647` and `inf is not of
+//! type 'integer'` read as Placement's do.
 //!
 //! Use [`validate`] (the full `str(ValidationError)`, what Placement wraps as `JSON does not
-//! validate: ...` or `Invalid query string parameters: ...`), or [`crate::util::extract_json`]
-//! for a request body.
+//! validate: ...` or `Invalid query string parameters: ...`), or the handlers'
+//! `extract_json` for a request body (which parses with [`python_numbers`]).
 //!
 //! Left out: `$ref`, `const`, `not`, `allOf`, `dependencies` and formats other than `uuid`
-//! (none used by Placement).
+//! (none used by Placement); Python's `NaN` / `Infinity` literals, which `json.loads` accepts
+//! and no client sends (they are malformed JSON here).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -75,21 +86,29 @@ pub struct SchemaError {
     pub context: Vec<SchemaError>,
 }
 
-impl std::fmt::Display for SchemaError {
-    /// `str(ValidationError)`: the message, then where it failed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl SchemaError {
+    /// `str(ValidationError)`: the message, then where it failed, the schema and instance
+    /// pretty-printed and indented by four spaces (jsonschema's `_pretty` and `dedent`).
+    pub fn render(&self, numbers: &Numbers) -> String {
         let mut spath: Vec<Value> = self.schema_path.clone();
         spath.pop();
-        write!(
-            f,
+        let indented = |v: &Value| pformat(v, numbers).replace('\n', "\n    ");
+        format!(
             "{}\n\nFailed validating {} in {}:\n    {}\n\nOn {}:\n    {}",
             self.message,
             py_repr(&Value::String(self.validator.clone())),
             format_index("schema", &spath),
-            py_repr(&self.schema),
+            indented(&self.schema),
             format_index("instance", &self.path),
-            py_repr(&self.instance)
+            indented(&self.instance)
         )
+    }
+}
+
+impl std::fmt::Display for SchemaError {
+    /// `str(ValidationError)` of a value parsed without [`python_numbers`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(&Numbers::default()))
     }
 }
 
@@ -106,15 +125,22 @@ fn format_index(name: &str, path: &[Value]) -> String {
 /// Validates `instance` against `schema`; on failure returns the best-matching error's full
 /// text (`str(ValidationError)` in Python).
 pub fn validate(schema: &Value, instance: &Value) -> Result<(), String> {
-    match best_error(schema, instance) {
+    validate_numbers(schema, instance, &Numbers::default())
+}
+
+/// [`validate`] for a body parsed with [`python_numbers`], whose numbers `Value` cannot hold
+/// are read (and shown) as Python reads them.
+pub fn validate_numbers(schema: &Value, instance: &Value, numbers: &Numbers) -> Result<(), String> {
+    match best_error(schema, instance, numbers) {
         None => Ok(()),
-        Some(e) => Err(e.to_string()),
+        Some(e) => Err(e.render(numbers)),
     }
 }
 
 /// The best-matching error (`jsonschema.exceptions.best_match`), if any.
-pub fn best_error(schema: &Value, instance: &Value) -> Option<SchemaError> {
-    let errors = iter_errors(schema, instance);
+pub fn best_error(schema: &Value, instance: &Value, numbers: &Numbers) -> Option<SchemaError> {
+    let errors = iter_errors(schema, instance, numbers);
+    let relevance = |e: &SchemaError| relevance(e, numbers);
     let mut best: Option<SchemaError> = None;
     for e in errors {
         // max(): keep the first among equals.
@@ -138,49 +164,445 @@ pub fn best_error(schema: &Value, instance: &Value) -> Option<SchemaError> {
 }
 
 /// `by_relevance()`: `(-len(path), not weak, strong, not matches_type)`.
-fn relevance(e: &SchemaError) -> (i64, bool, bool, bool) {
+fn relevance(e: &SchemaError, numbers: &Numbers) -> (i64, bool, bool, bool) {
     let weak = e.validator == "anyOf" || e.validator == "oneOf";
-    (-(e.path.len() as i64), !weak, false, !matches_type(e))
+    (
+        -(e.path.len() as i64),
+        !weak,
+        false,
+        !matches_type(e, numbers),
+    )
 }
 
-fn matches_type(e: &SchemaError) -> bool {
+fn matches_type(e: &SchemaError, numbers: &Numbers) -> bool {
     match e.schema.get("type") {
-        Some(Value::String(t)) => is_type(&e.instance, t),
+        Some(Value::String(t)) => numbers.is_type(&e.instance, t),
         Some(Value::Array(ts)) => ts
             .iter()
             .filter_map(Value::as_str)
-            .any(|t| is_type(&e.instance, t)),
+            .any(|t| numbers.is_type(&e.instance, t)),
         _ => false,
     }
 }
 
 /// Every error of `instance` against `schema`, in jsonschema's order.
-pub fn iter_errors(schema: &Value, instance: &Value) -> Vec<SchemaError> {
+pub fn iter_errors(schema: &Value, instance: &Value, numbers: &Numbers) -> Vec<SchemaError> {
     let mut out = Vec::new();
-    check(schema, instance, &mut out);
+    check(numbers, schema, instance, &mut out);
     out
 }
 
-fn is_type(v: &Value, t: &str) -> bool {
-    match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        "number" => v.is_number(),
-        "integer" => match v {
-            Value::Number(n) => {
-                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
-            }
+// ---- Numbers as Python reads them ------------------------------------------------------------
+
+/// What Python's `json.loads` makes of the numbers of a body that `serde_json::Value` cannot
+/// hold, recorded by [`python_numbers`] (the module doc explains why):
+/// - an integer beyond `i64`/`u64`: Python keeps it exact; the `Value` holds its nearest
+///   `f64` (clamped to `±f64::MAX` when the literal is even beyond that), and this records the
+///   literal's digits for that `f64`;
+/// - a float literal beyond `f64` (`1e400`): Python reads `±inf`; the body is given to
+///   serde_json with the stand-in [`INF_STAND_IN`] (or its negation) in its place.
+///
+/// Values are the `f64`s serde_json itself makes of the literals (its rounding of a long
+/// literal may differ from `str::parse`'s). The lookup is by value: a body that also holds
+/// the very `f64` of such a literal as an ordinary number (`1e20` next to
+/// `100000000000000000000`) shows both the same way.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Numbers {
+    /// (bits of the `f64` in the `Value`, the integer literal).
+    big_ints: Vec<(u64, String)>,
+    /// Whether the stand-in / its negation stand for `inf` / `-inf` in this body.
+    pos_inf: bool,
+    neg_inf: bool,
+}
+
+/// The literal an overflowing float literal is replaced with: short enough (5 characters;
+/// the shortest literal beyond `f64` is `1e309`) to be padded to the literal's length, so
+/// that positions in parse errors do not move.
+pub const INF_STAND_IN: &str = "1e308";
+
+/// The `f64` serde_json makes of a number literal.
+fn serde_f64(literal: &str) -> Option<f64> {
+    serde_json::from_str::<f64>(literal).ok()
+}
+
+fn inf_stand_in() -> f64 {
+    serde_f64(INF_STAND_IN).unwrap_or(f64::MAX)
+}
+
+impl Numbers {
+    fn big_int(&self, f: f64) -> Option<&str> {
+        let bits = f.to_bits();
+        self.big_ints
+            .iter()
+            .find(|(b, _)| *b == bits)
+            .map(|(_, s)| s.as_str())
+    }
+
+    /// The value Python holds as a float (`inf` for a stand-in), `None` for a non-number.
+    pub fn float(&self, v: &Value) -> Option<f64> {
+        let f = v.as_f64()?;
+        Some(if self.pos_inf && f == inf_stand_in() {
+            f64::INFINITY
+        } else if self.neg_inf && f == -inf_stand_in() {
+            f64::NEG_INFINITY
+        } else {
+            f
+        })
+    }
+
+    /// jsonschema's `integer` (draft 4+): an `int`, or a `float` with an integral value.
+    fn is_integer(&self, v: &Value) -> bool {
+        match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => true,
+            Value::Number(_) => self
+                .float(v)
+                .is_some_and(|f| f.is_finite() && f.fract() == 0.0),
             _ => false,
-        },
-        _ => false,
+        }
+    }
+
+    fn is_type(&self, v: &Value, t: &str) -> bool {
+        match t {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "boolean" => v.is_boolean(),
+            "null" => v.is_null(),
+            "number" => v.is_number(),
+            "integer" => self.is_integer(v),
+            _ => false,
+        }
+    }
+
+    /// Python's `repr` (and `str`) of the value `json.loads` produced for `v`.
+    pub fn repr(&self, v: &Value) -> String {
+        match v {
+            Value::Number(n) if !(n.is_i64() || n.is_u64()) => {
+                let f = n.as_f64().unwrap_or(0.0);
+                match self.big_int(f) {
+                    Some(digits) => digits.to_string(),
+                    None => py_float(self.float(v).unwrap_or(f)),
+                }
+            }
+            Value::Array(a) => format!(
+                "[{}]",
+                a.iter()
+                    .map(|x| self.repr(x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Object(o) => format!(
+                "{{{}}}",
+                o.iter()
+                    .map(|(k, x)| format!("{}: {}", py_str(k), self.repr(x)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            other => py_repr(other),
+        }
     }
 }
 
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64()
+/// Whether `t` is a JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(t: &[u8]) -> bool {
+    let digits = |i: usize| {
+        t[i.min(t.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut i = usize::from(t.first() == Some(&b'-'));
+    match digits(i) {
+        0 => return false,
+        n if n > 1 && t[i] == b'0' => return false,
+        n => i += n,
+    }
+    if t.get(i) == Some(&b'.') {
+        let n = digits(i + 1);
+        if n == 0 {
+            return false;
+        }
+        i += 1 + n;
+    }
+    if matches!(t.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(t.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == t.len()
+}
+
+/// Prepares a body for serde_json the way Python's `json.loads` would read it: every number
+/// literal outside strings that `Value` cannot hold is recorded in [`Numbers`] and, where
+/// serde_json would refuse it (beyond `f64`), replaced by a stand-in padded with spaces to the
+/// same length. Anything that is not valid JSON is left as it is, for serde_json to report.
+pub fn python_numbers(body: &[u8]) -> (Cow<'_, [u8]>, Numbers) {
+    let mut numbers = Numbers::default();
+    let mut text = Cow::Borrowed(body);
+    let (mut i, mut in_string) = (0, false);
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if !(b == b'-' || b.is_ascii_digit()) {
+            i += 1;
+            continue;
+        }
+        let len = body[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+            .count();
+        let token = &body[i..i + len];
+        if let Some(stand_in) = record_number(token, &mut numbers) {
+            let bytes = text.to_mut();
+            let mut replacement = stand_in.into_bytes();
+            replacement.resize(len, b' ');
+            bytes[i..i + len].copy_from_slice(&replacement);
+        }
+        i += len;
+    }
+    (text, numbers)
+}
+
+/// Records one number literal if `Value` cannot hold it as Python does; returns the text to
+/// put in its place when serde_json would refuse it.
+fn record_number(token: &[u8], numbers: &mut Numbers) -> Option<String> {
+    let literal = std::str::from_utf8(token).ok()?;
+    if !is_json_number(token) {
+        return None;
+    }
+    let integer = !literal.contains(['.', 'e', 'E']);
+    if integer && (literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok()) {
+        return None;
+    }
+    let negative = literal.starts_with('-');
+    let sign = if negative { "-" } else { "" };
+    if integer {
+        // What serde_json holds for it; beyond f64, ±f64::MAX in its place.
+        let (held, replacement) = match serde_f64(literal) {
+            Some(f) => (f, None),
+            None => {
+                let max = format!("{sign}{:e}", f64::MAX);
+                (serde_f64(&max)?, Some(max))
+            }
+        };
+        numbers.big_ints.push((held.to_bits(), literal.to_string()));
+        return replacement;
+    }
+    if serde_f64(literal).is_some() {
+        return None;
+    }
+    // Valid JSON that serde_json refuses: beyond f64, which Python reads as ±inf.
+    if negative {
+        numbers.neg_inf = true;
+    } else {
+        numbers.pos_inf = true;
+    }
+    Some(format!("{sign}{INF_STAND_IN}"))
+}
+
+// ---- pprint ----------------------------------------------------------------------------------
+
+/// `pprint.pformat(value, width=72, sort_dicts=False)`: the repr when it fits the width,
+/// else dicts and lists one item per line and strings cut at whitespace into adjacent
+/// literals (Python's `PrettyPrinter._format` and its `_pprint_dict`, `_pprint_list`,
+/// `_pprint_str`; JSON holds no other type it breaks up).
+pub fn pformat(v: &Value, numbers: &Numbers) -> String {
+    let mut out = String::new();
+    Pretty { numbers, width: 72 }.format(v, &mut out, 0, 0, 0);
+    out
+}
+
+struct Pretty<'n> {
+    numbers: &'n Numbers,
+    width: i64,
+}
+
+fn chars_of(s: &str) -> i64 {
+    s.chars().count() as i64
+}
+
+impl Pretty<'_> {
+    fn format(&self, v: &Value, out: &mut String, indent: i64, allowance: i64, level: u32) {
+        let rep = self.numbers.repr(v);
+        if chars_of(&rep) <= self.width - indent - allowance {
+            out.push_str(&rep);
+            return;
+        }
+        match v {
+            Value::Object(o) => {
+                out.push('{');
+                let last = o.len().saturating_sub(1);
+                let indent = indent + 1;
+                for (i, (k, x)) in o.iter().enumerate() {
+                    let key = py_str(k);
+                    out.push_str(&key);
+                    out.push_str(": ");
+                    let allowance = if i == last { allowance + 1 } else { 1 };
+                    self.format(x, out, indent + chars_of(&key) + 2, allowance, level + 1);
+                    if i != last {
+                        out.push_str(",\n");
+                        out.push_str(&" ".repeat(indent as usize));
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                let last = a.len().saturating_sub(1);
+                let indent = indent + 1;
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(",\n");
+                        out.push_str(&" ".repeat(indent as usize));
+                    }
+                    let allowance = if i == last { allowance + 1 } else { 1 };
+                    self.format(x, out, indent, allowance, level + 1);
+                }
+                out.push(']');
+            }
+            Value::String(s) => self.string(s, out, indent, allowance, level + 1),
+            _ => out.push_str(&rep),
+        }
+    }
+
+    /// `_pprint_str`: each line's repr if it fits, else the line cut after whitespace runs.
+    fn string(&self, s: &str, out: &mut String, indent: i64, allowance: i64, level: u32) {
+        let (indent, allowance) = if level == 1 {
+            (indent + 1, allowance + 1)
+        } else {
+            (indent, allowance)
+        };
+        let lines = py_splitlines(s);
+        let max_width = self.width - indent;
+        let mut chunks: Vec<String> = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let last_line = i + 1 == lines.len();
+            let rep = py_str(line);
+            let max_width1 = if last_line {
+                max_width - allowance
+            } else {
+                max_width
+            };
+            if chars_of(&rep) <= max_width1 {
+                chunks.push(rep);
+                continue;
+            }
+            let parts = space_runs(line);
+            let mut current = String::new();
+            for (j, part) in parts.iter().enumerate() {
+                let max_width2 = if last_line && j + 1 == parts.len() {
+                    max_width - allowance
+                } else {
+                    max_width
+                };
+                let candidate = format!("{current}{part}");
+                if chars_of(&py_str(&candidate)) > max_width2 {
+                    if !current.is_empty() {
+                        chunks.push(py_str(&current));
+                    }
+                    current = part.to_string();
+                } else {
+                    current = candidate;
+                }
+            }
+            if !current.is_empty() {
+                chunks.push(py_str(&current));
+            }
+        }
+        if chunks.len() <= 1 {
+            out.push_str(&py_str(s));
+            return;
+        }
+        if level == 1 {
+            out.push('(');
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent.max(0) as usize));
+            }
+            out.push_str(chunk);
+        }
+        if level == 1 {
+            out.push(')');
+        }
+    }
+}
+
+/// Python's `str.splitlines(keepends=True)`.
+fn py_splitlines(s: &str) -> Vec<&str> {
+    let is_break = |c: char| {
+        matches!(
+            c,
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+    };
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut it = s.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        if is_break(c) {
+            let mut end = i + c.len_utf8();
+            if c == '\r' && it.peek().is_some_and(|(_, n)| *n == '\n') {
+                it.next();
+                end += 1;
+            }
+            lines.push(&s[start..end]);
+            start = end;
+        }
+    }
+    if start < s.len() {
+        lines.push(&s[start..]);
+    }
+    lines
+}
+
+/// `re.findall(r'\S*\s*', line)` without the final empty match: runs of non-whitespace,
+/// each with the whitespace after it.
+fn space_runs(line: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut seen_space = false;
+    for (i, c) in line.char_indices() {
+        if c.is_whitespace() {
+            seen_space = true;
+        } else if seen_space {
+            parts.push(&line[start..i]);
+            start = i;
+            seen_space = false;
+        }
+    }
+    if start < line.len() {
+        parts.push(&line[start..]);
+    }
+    parts
 }
 
 fn py_len(s: &str) -> usize {
@@ -217,6 +639,7 @@ fn error(
 
 /// Errors of a sub-instance, with their paths prefixed.
 fn descend(
+    numbers: &Numbers,
     schema: &Value,
     instance: &Value,
     path: Option<Value>,
@@ -224,7 +647,7 @@ fn descend(
     out: &mut Vec<SchemaError>,
 ) {
     let mut sub = Vec::new();
-    check(schema, instance, &mut sub);
+    check(numbers, schema, instance, &mut sub);
     for mut e in sub {
         if let Some(p) = &path {
             e.path.insert(0, p.clone());
@@ -236,7 +659,7 @@ fn descend(
     }
 }
 
-fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
+fn check(numbers: &Numbers, schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
     let Some(obj) = schema.as_object() else {
         return;
     };
@@ -248,7 +671,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                     Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
                     _ => continue,
                 };
-                if !types.iter().any(|t| is_type(instance, t)) {
+                if !types.iter().any(|t| numbers.is_type(instance, t)) {
                     let list = types
                         .iter()
                         .map(|t| py_repr(&Value::String((*t).to_string())))
@@ -256,7 +679,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                         .join(", ");
                     out.push(error(
                         kw,
-                        format!("{} is not of type {}", py_repr(instance), list),
+                        format!("{} is not of type {}", numbers.repr(instance), list),
                         schema,
                         instance,
                         vec![],
@@ -270,6 +693,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 for (name, sub) in props {
                     if let Some(v) = inst.get(name) {
                         descend(
+                            numbers,
                             sub,
                             v,
                             Some(Value::String(name.clone())),
@@ -288,6 +712,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                     for (k, v) in inst {
                         if re.is_match(k) {
                             descend(
+                                numbers,
                                 sub,
                                 v,
                                 Some(Value::String(k.clone())),
@@ -321,6 +746,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                     for k in &extras {
                         if let Some(v) = inst.get(*k) {
                             descend(
+                                numbers,
                                 val,
                                 v,
                                 Some(Value::String((*k).clone())),
@@ -375,7 +801,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 }
             }
             "minimum" | "maximum" => {
-                let (Some(limit), Some(x)) = (num(val), num(instance)) else {
+                let (Some(limit), Some(x)) = (val.as_f64(), numbers.float(instance)) else {
                     continue;
                 };
                 if instance.is_boolean() {
@@ -389,7 +815,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 if bad {
                     out.push(error(
                         kw,
-                        format!("{} is {} of {}", py_repr(instance), word, py_repr(val)),
+                        format!("{} is {} of {}", numbers.repr(instance), word, py_repr(val)),
                         schema,
                         instance,
                         vec![],
@@ -402,10 +828,10 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 };
                 let n = py_len(s) as u64;
                 if kw == "minLength" && n < limit {
-                    let msg = format!("{} is too short", py_repr(instance));
+                    let msg = format!("{} is too short", numbers.repr(instance));
                     out.push(error(kw, msg, schema, instance, vec![]));
                 } else if kw == "maxLength" && n > limit {
-                    let msg = format!("{} is too long", py_repr(instance));
+                    let msg = format!("{} is too long", numbers.repr(instance));
                     out.push(error(kw, msg, schema, instance, vec![]));
                 }
             }
@@ -415,10 +841,10 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 };
                 let n = a.len() as u64;
                 if kw == "minItems" && n < limit {
-                    let msg = format!("{} is too short", py_repr(instance));
+                    let msg = format!("{} is too short", numbers.repr(instance));
                     out.push(error(kw, msg, schema, instance, vec![]));
                 } else if kw == "maxItems" && n > limit {
-                    let msg = format!("{} is too long", py_repr(instance));
+                    let msg = format!("{} is too long", numbers.repr(instance));
                     out.push(error(kw, msg, schema, instance, vec![]));
                 }
             }
@@ -428,10 +854,10 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 };
                 let n = o.len() as u64;
                 if kw == "minProperties" && n < limit {
-                    let msg = format!("{} does not have enough properties", py_repr(instance));
+                    let msg = format!("{} does not have enough properties", numbers.repr(instance));
                     out.push(error(kw, msg, schema, instance, vec![]));
                 } else if kw == "maxProperties" && n > limit {
-                    let msg = format!("{} has too many properties", py_repr(instance));
+                    let msg = format!("{} has too many properties", numbers.repr(instance));
                     out.push(error(kw, msg, schema, instance, vec![]));
                 }
             }
@@ -443,7 +869,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                     if !re.is_match(s) {
                         out.push(error(
                             kw,
-                            format!("{} does not match {}", py_repr(instance), py_repr(val)),
+                            format!("{} does not match {}", numbers.repr(instance), py_repr(val)),
                             schema,
                             instance,
                             vec![],
@@ -458,7 +884,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 if !options.iter().any(|o| json_eq(o, instance)) {
                     out.push(error(
                         kw,
-                        format!("{} is not one of {}", py_repr(instance), py_repr(val)),
+                        format!("{} is not one of {}", numbers.repr(instance), py_repr(val)),
                         schema,
                         instance,
                         vec![],
@@ -470,7 +896,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                     if !is_uuid_like(s) {
                         out.push(error(
                             kw,
-                            format!("{} is not a {}", py_repr(instance), py_repr(val)),
+                            format!("{} is not a {}", numbers.repr(instance), py_repr(val)),
                             schema,
                             instance,
                             vec![],
@@ -485,6 +911,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 if val.is_object() {
                     for (i, item) in a.iter().enumerate() {
                         descend(
+                            numbers,
                             val,
                             item,
                             Some(Value::from(i)),
@@ -506,7 +933,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                     if dup {
                         out.push(error(
                             kw,
-                            format!("{} has non-unique elements", py_repr(instance)),
+                            format!("{} has non-unique elements", numbers.repr(instance)),
                             schema,
                             instance,
                             vec![],
@@ -523,6 +950,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                 for (i, sub) in subs.iter().enumerate() {
                     let mut errs = Vec::new();
                     descend(
+                        numbers,
                         sub,
                         instance,
                         None,
@@ -546,7 +974,7 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                         kw,
                         format!(
                             "{} is not valid under any of the given schemas",
-                            py_repr(instance)
+                            numbers.repr(instance)
                         ),
                         schema,
                         instance,
@@ -560,7 +988,11 @@ fn check(schema: &Value, instance: &Value, out: &mut Vec<SchemaError>) {
                         .join(", ");
                     out.push(error(
                         kw,
-                        format!("{} is valid under each of {}", py_repr(instance), reprs),
+                        format!(
+                            "{} is valid under each of {}",
+                            numbers.repr(instance),
+                            reprs
+                        ),
                         schema,
                         instance,
                         vec![],
@@ -715,6 +1147,104 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("On instance['limit']"), "{e}");
+    }
+
+    /// `str(ValidationError)` as jsonschema 4.26 on Python 3.11 (Placement 16.0.0's) writes
+    /// it, captured from the real thing: long schemas and instances wrap as `pprint` wraps
+    /// them, and numbers read as `json.loads` reads them.
+    #[test]
+    fn full_text_matches_jsonschema_for_wide_values_and_python_numbers() {
+        // Schemas as the handlers build them (`json!`, Rust's float literals: serde_json's
+        // parser rounds `3.40282e+38` differently).
+        let cases: [(Value, &str, &str); 8] = [
+            (
+                json!({"type": "object", "properties": {"limit": {"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$", "minimum": 1, "minLength": 1}}}),
+                r#"{"limit": "-1"}"#,
+                "'-1' does not match '^[1-9][0-9]*$'\n\nFailed validating 'pattern' in schema['properties']['limit']:\n    {'type': ['integer', 'string'],\n     'pattern': '^[1-9][0-9]*$',\n     'minimum': 1,\n     'minLength': 1}\n\nOn instance['limit']:\n    '-1'",
+            ),
+            (
+                json!({"type": "object", "properties": {"total": {"type": "integer", "maximum": 2147483647, "minimum": 1}}}),
+                r#"{"total": 123456789012345678901}"#,
+                "123456789012345678901 is greater than the maximum of 2147483647\n\nFailed validating 'maximum' in schema['properties']['total']:\n    {'type': 'integer', 'maximum': 2147483647, 'minimum': 1}\n\nOn instance['total']:\n    123456789012345678901",
+            ),
+            (
+                json!({"type": "object", "properties": {"total": {"type": "integer", "maximum": 2147483647, "minimum": 1}}}),
+                r#"{"total": 1e400}"#,
+                "inf is not of type 'integer'\n\nFailed validating 'type' in schema['properties']['total']:\n    {'type': 'integer', 'maximum': 2147483647, 'minimum': 1}\n\nOn instance['total']:\n    inf",
+            ),
+            (
+                json!({"type": "object", "properties": {"r": {"type": "number", "maximum": 3.40282e+38}}}),
+                r#"{"r": 1e400}"#,
+                "inf is greater than the maximum of 3.40282e+38\n\nFailed validating 'maximum' in schema['properties']['r']:\n    {'type': 'number', 'maximum': 3.40282e+38}\n\nOn instance['r']:\n    inf",
+            ),
+            (
+                json!({"type": "string", "maxLength": 20}),
+                r#""a long string with many words that goes on and on and on well past the width of seventy two characters""#,
+                "'a long string with many words that goes on and on and on well past the width of seventy two characters' is too long\n\nFailed validating 'maxLength' in schema:\n    {'type': 'string', 'maxLength': 20}\n\nOn instance:\n    ('a long string with many words that goes on and on and on well past '\n     'the width of seventy two characters')",
+            ),
+            (
+                json!({"type": "object", "properties": {"a": {"type": "string"}}}),
+                r#"{"a": ["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy", {"k": "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}, 1e400]}"#,
+                "['xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy', {'k': 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz'}, inf] is not of type 'string'\n\nFailed validating 'type' in schema['properties']['a']:\n    {'type': 'string'}\n\nOn instance['a']:\n    ['xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',\n     'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy',\n     {'k': 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz'},\n     inf]",
+            ),
+            (
+                json!({"type": "object", "additionalProperties": false}),
+                r#"{"some_long_key_name_0": 0, "some_long_key_name_1": 1, "some_long_key_name_2": 2, "some_long_key_name_3": 3, "some_long_key_name_4": 4}"#,
+                "Additional properties are not allowed ('some_long_key_name_0', 'some_long_key_name_1', 'some_long_key_name_2', 'some_long_key_name_3', 'some_long_key_name_4' were unexpected)\n\nFailed validating 'additionalProperties' in schema:\n    {'type': 'object', 'additionalProperties': False}\n\nOn instance:\n    {'some_long_key_name_0': 0,\n     'some_long_key_name_1': 1,\n     'some_long_key_name_2': 2,\n     'some_long_key_name_3': 3,\n     'some_long_key_name_4': 4}",
+            ),
+            (
+                json!({"type": "object", "properties": {"n": {"type": "string"}}}),
+                r#"{"n": [-100000000000000000000, 1.5, 100000000000000000000]}"#,
+                "[-100000000000000000000, 1.5, 100000000000000000000] is not of type 'string'\n\nFailed validating 'type' in schema['properties']['n']:\n    {'type': 'string'}\n\nOn instance['n']:\n    [-100000000000000000000, 1.5, 100000000000000000000]",
+            ),
+        ];
+        for (schema, body, expected) in cases {
+            let (text, numbers) = python_numbers(body.as_bytes());
+            let value: Value = serde_json::from_slice(&text).expect("parses after the stand-ins");
+            assert_eq!(
+                validate_numbers(&schema, &value, &numbers),
+                Err(expected.to_string()),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn python_numbers_keep_positions_and_leave_strings_and_bad_tokens_alone() {
+        let body =
+            br#"{"s": "1e400", "a": [-1e999, 1e400 ], "b": 01e400, "i": -123456789012345678901}"#;
+        let (text, numbers) = python_numbers(body);
+        assert_eq!(text.len(), body.len());
+        assert_eq!(
+            std::str::from_utf8(&text).ok(),
+            Some(
+                r#"{"s": "1e400", "a": [-1e308, 1e308 ], "b": 01e400, "i": -123456789012345678901}"#
+            )
+        );
+        assert!(numbers.pos_inf && numbers.neg_inf);
+        // (`01e400` is not JSON: left for serde_json to refuse.)
+        assert!(serde_json::from_slice::<Value>(&text).is_err());
+        let (text, numbers) = python_numbers(br#"[-123456789012345678901, 1e999, -1e400]"#);
+        let v: Value = serde_json::from_slice(&text).expect("parses");
+        let v = json!([v[0], v[1], v[2], 1e20]);
+        let reprs: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| numbers.repr(x))
+            .collect();
+        assert_eq!(reprs, ["-123456789012345678901", "inf", "-inf", "1e+20"]);
+        // An integer beyond f64 keeps its digits; the body still parses.
+        let huge = format!("[{}]", "9".repeat(400));
+        let (text, numbers) = python_numbers(huge.as_bytes());
+        let v: Value = serde_json::from_slice(&text).expect("parses");
+        assert_eq!(numbers.repr(&v), huge);
+        assert!(numbers.is_integer(&v[0]));
+        // Nothing to record: borrowed as it is.
+        assert!(matches!(
+            python_numbers(b"[1, 2.5, -3]").0,
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -381,3 +381,146 @@ async fn reshape_moves_vcpu_to_a_child() {
         json!({"resource_provider_generation": 4, "usages": {"DISK_GB": 0}})
     );
 }
+
+/// Like `call`, with the body as raw text: JSON numbers a `Value` cannot hold
+/// (`100000000000000000000`, `1e400`) must reach the API as a client sends them.
+async fn call_raw(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    version: &str,
+    body: &str,
+) -> (u16, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-auth-token", "admin")
+        .header("openstack-api-version", format!("placement {version}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, detail(&json))
+}
+
+/// Numbers at the edges, answered as the real Placement 16.0.0 answers them (status and
+/// message, captured with `/tmp/probe.sh` against it): nothing is clamped into a value that
+/// could match, and every number is echoed as sent.
+#[tokio::test]
+async fn numbers_at_the_edges_are_answered_as_placement_answers_them() {
+    let app = app().await;
+    let put = |amount: &str, generation: &str| {
+        format!(
+            r#"{{"allocations": {{"{RP1}": {{"resources": {{"VCPU": {amount}}}}}}}, "project_id": "p",
+                "user_id": "u", "consumer_generation": {generation}, "consumer_type": "INSTANCE"}}"#
+        )
+    };
+    let c1 = format!("/allocations/{C1}");
+    let c2 = format!("/allocations/{C2}");
+    let inventories = format!("/resource_providers/{RP1}/inventories");
+    let traits = format!("/resource_providers/{RP1}/traits");
+    let aggregates = format!("/resource_providers/{RP1}/aggregates");
+    #[rustfmt::skip]
+    let steps: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("PUT", &c2, put("1e3", "null"), 409, "The requested amount would exceed the capacity."),
+        ("PUT", &c2, put("2147483648", "null"), 409, "The requested amount would violate inventory constraints."),
+        ("PUT", &c2, put("100000000000000000000", "null"), 409, "The requested amount would violate inventory constraints."),
+        ("PUT", &c2, put("1e400", "null"), 400, "JSON does not validate: inf is not of type 'integer'"),
+        ("PUT", &c2, put("-100000000000000000000", "null"), 400, "JSON does not validate: -100000000000000000000 is less than the minimum of 1"),
+        ("PUT", &c2, put("1", "100000000000000000000"), 409, "consumer generation conflict - expected null but got 100000000000000000000"),
+        ("PUT", &c2, put("1", "4294967297"), 409, "consumer generation conflict - expected null but got 4294967297"),
+        ("PUT", &c2, put("1", "-1"), 409, "consumer generation conflict - expected null but got -1"),
+        ("PUT", &c2, put("1", "1.0"), 409, "consumer generation conflict - expected null but got 1.0"),
+        ("PUT", &c2, put("1", "1e400"), 400, "inf is not of type 'integer', 'null'"),
+        ("PUT", &c1, put("1", "null"), 204, ""),
+        ("PUT", &c1, put("1", "1.0"), 204, ""), // 1.0 == 1, as Python compares
+        ("PUT", &c1, put("1", "4294967298"), 409, "consumer generation conflict - expected 2 but got 4294967298"),
+        ("PUT", &c1, put("1", "1e20"), 409, "consumer generation conflict - expected 2 but got 1e+20"),
+        // POST: the first conflict in request order wins, whichever the API decides.
+        ("POST", "/allocations", format!(r#"{{"{C2}": {}, "{C1}": {}}}"#, put("1", "7"), put("1", "100000000000000000000")),
+         409, "consumer generation conflict - expected null but got 7"),
+        ("POST", "/allocations", format!(r#"{{"{C1}": {}, "{C2}": {}}}"#, put("1", "2"), put("1", "100000000000000000000")),
+         409, "consumer generation conflict - expected null but got 100000000000000000000"),
+        ("POST", "/allocations", format!(r#"{{"{C1}": {}}}"#, put("2", "2.0")), 204, ""),
+        // Provider generations outside u32 match none; totals echo as sent.
+        ("PUT", &inventories, r#"{"resource_provider_generation": 4294967299, "inventories": {}}"#.into(), 409, "resource provider generation conflict"),
+        ("PUT", &inventories, r#"{"resource_provider_generation": 3, "inventories": {"VCPU": {"total": 123456789012345678901}}}"#.into(),
+         400, "JSON does not validate: 123456789012345678901 is greater than the maximum of 2147483647"),
+        ("PUT", &inventories, r#"{"resource_provider_generation": 3, "inventories": {"VCPU": {"total": 8, "allocation_ratio": 1e400}}}"#.into(),
+         400, "JSON does not validate: inf is greater than the maximum of 3.40282e+38"),
+        ("PUT", &traits, r#"{"resource_provider_generation": 100000000000000000000, "traits": []}"#.into(),
+         409, "Resource provider's generation already changed."),
+        ("PUT", &aggregates, r#"{"resource_provider_generation": -1, "aggregates": []}"#.into(),
+         409, "Resource provider's generation already changed."),
+        ("PUT", &aggregates, r#"{"resource_provider_generation": 4.0, "aggregates": []}"#.into(), 200, ""),
+    ];
+    for (method, uri, body, status, text) in steps {
+        let (s, d) = call_raw(&app, method, uri, "1.38", &body).await;
+        assert_eq!(s, status, "{method} {uri} {body}: {d}");
+        assert!(
+            d.contains(text),
+            "{method} {uri} {body}: {d:?} lacks {text:?}"
+        );
+    }
+    // The reshaper echoes a provider generation as sent, after checking every provider.
+    let reshape = |generation: &str| {
+        format!(
+            r#"{{"inventories": {{"{RP2}": {{"resource_provider_generation": {generation},
+                 "inventories": {{"VCPU": {{"total": 1e1}}}}}}}}, "allocations": {{}}}}"#
+        )
+    };
+    let (s, d) = call_raw(
+        &app,
+        "POST",
+        "/reshaper",
+        "1.30",
+        &reshape("100000000000000000000"),
+    )
+    .await;
+    assert_eq!(s, 409, "{d}");
+    assert!(d.contains(&format!(
+        "resource provider generation conflict for provider {RP2}: actual: 1, given: \
+         100000000000000000000"
+    )));
+    let (s, d) = call_raw(&app, "POST", "/reshaper", "1.30", &reshape("1.0")).await;
+    assert_eq!(s, 204, "{d}");
+    let (_, _, j) = call(
+        &app,
+        "GET",
+        &format!("/resource_providers/{RP2}/inventories"),
+        "1.30",
+        None,
+    )
+    .await;
+    assert_eq!(j["inventories"]["VCPU"]["total"], json!(10));
+    // Amounts beyond i64 in a query find nothing; a negative one is echoed.
+    let (s, _, j) = call(
+        &app,
+        "GET",
+        "/allocation_candidates?resources=VCPU:100000000000000000000",
+        "1.38",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, j),
+        (
+            StatusCode::OK,
+            json!({"allocation_requests": [], "provider_summaries": {}})
+        )
+    );
+    let (s, _, j) = call(
+        &app,
+        "GET",
+        "/resource_providers?resources=VCPU:-100000000000000000000",
+        "1.38",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(detail(&j)
+        .contains("Requested resource VCPU requires amount >= 1. Got: -100000000000000000000."));
+}

@@ -423,3 +423,47 @@ async fn resource_classes_traits_and_aggregates() {
         Some(0)
     );
 }
+
+/// Placement's objects layer refuses an empty name on create but not on rename; `apply`
+/// checks the same (its syntax step) with the same words.
+#[tokio::test]
+async fn an_empty_provider_name_is_refused_on_create_only() {
+    let api = Api::new();
+    let r = api
+        .expect(
+            "POST",
+            "/resource_providers",
+            "1.20",
+            Some(json!({"name": "", "uuid": RP})),
+            400,
+        )
+        .await;
+    assert_eq!(
+        detail(&r).lines().last().map(str::trim),
+        Some(
+            format!(
+                "Unable to create resource provider \"\", {RP}: Object action create failed \
+                 because: name is required"
+            )
+            .as_str()
+        )
+    );
+    api.expect(
+        "POST",
+        "/resource_providers",
+        "1.20",
+        Some(json!({"name": "cn", "uuid": RP})),
+        200,
+    )
+    .await;
+    let r = api
+        .expect(
+            "PUT",
+            &format!("/resource_providers/{RP}"),
+            "1.20",
+            Some(json!({"name": ""})),
+            200,
+        )
+        .await;
+    assert_eq!(r.json["name"], "");
+}

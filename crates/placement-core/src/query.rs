@@ -45,12 +45,16 @@ pub enum QueryError {
 
 /// Whether `provider` could take `amount` more units of `rc` (Placement's capacity clause:
 /// used + amount ≤ (total − reserved) × ratio, min_unit ≤ amount ≤ max_unit, step divides).
+///
+/// `amount` is a client's number, up to `i64::MAX`: the sum is taken in `i128` and every
+/// operand is converted to `f64` before it is combined, so nothing overflows.
 pub fn has_room(state: &State, provider: &ResourceProvider, rc: &str, amount: i64) -> bool {
     let Some(inv) = provider.inventories.get(rc) else {
         return false;
     };
     let used = state.usage(&provider.uuid, rc);
-    (used + amount) as f64 <= (inv.total - inv.reserved) as f64 * inv.allocation_ratio
+    (i128::from(used) + i128::from(amount)) as f64
+        <= (inv.total as f64 - inv.reserved as f64) * inv.allocation_ratio
         && inv.min_unit <= amount
         && inv.max_unit >= amount
         && inv.step_size > 0

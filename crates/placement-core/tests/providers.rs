@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use placement_core::{apply, Change, State};
 use placement_types::{
     Allocation, ApplyResult, Command, ConsumerTypeWrite, ConsumerWrite, ErrorCode, ErrorKind,
-    GenerationCheck, Inventory, Outcome, ParentUpdate, Request, Timestamp, Uuid,
+    GenerationCheck, Inventory, Outcome, ParentUpdate, Request, Timestamp, Uuid, MAX_INT,
 };
 
 /// A state plus a clock: applies commands like the state machine does (commit on success).
@@ -514,4 +514,278 @@ fn derived_indexes_match_a_rebuild_from_records() {
     assert!(rebuilt.has_nested_providers() && s.state.has_nested_providers());
     assert_eq!(s.state.usage(&a, "VCPU"), 3);
     let _ = Change::Trait("unused".into(), None);
+}
+
+// ---- Syntax: what apply refuses before it reads the state -----------------------------------
+
+/// Applies one command at `at` to a fresh script with provider 1 (`cn`, VCPU 8).
+fn validated_at(at: Timestamp, command: Command) -> ApplyResult {
+    let mut s = Script::new();
+    let rp = s.provider(1, "cn", None);
+    s.inventory(rp, "VCPU", 8);
+    let applied = apply(
+        &s.state,
+        &Request {
+            id: Uuid::from_u128(7),
+            at,
+            command,
+        },
+    );
+    if applied.result.is_err() {
+        assert!(
+            applied.changes.is_empty(),
+            "a rejected command changes nothing"
+        );
+    }
+    applied.result
+}
+
+fn validated(command: Command) -> ApplyResult {
+    validated_at(Timestamp(1_800_000_000_000_000), command)
+}
+
+/// An inventory for provider 1's `SetInventories` at generation 1 (its generation after
+/// `validated`'s setup).
+fn set_one(rc: &str, inventory: Inventory) -> Command {
+    Command::SetInventories {
+        provider: Uuid::from_u128(1),
+        generation: 1,
+        inventories: [(rc.to_string(), inventory)].into(),
+    }
+}
+
+fn with(f: impl FnOnce(&mut Inventory)) -> Inventory {
+    let mut inv = Inventory::with_total(8);
+    f(&mut inv);
+    inv
+}
+
+/// One row per rule of `apply/validate.rs`: each command is what a buggy or hostile
+/// producer could put in the log; apply refuses it with a 400 and changes nothing. Rows with
+/// `None` are odd values the API (and Placement) accept, which must keep passing.
+#[test]
+fn requests_are_validated_before_the_state_is_read() {
+    let rp = Uuid::from_u128(1);
+    let custom = |n: usize| format!("CUSTOM_{}", "A".repeat(n - 7));
+    let create = |name: &str| Command::CreateProvider {
+        uuid: Uuid::from_u128(5),
+        name: name.into(),
+        parent: None,
+    };
+    let rename = |name: &str| Command::UpdateProvider {
+        uuid: rp,
+        name: name.into(),
+        parent: ParentUpdate::Keep,
+    };
+    let new_rc = |name: &str| Command::CreateResourceClass { name: name.into() };
+    let traits = |t: &str| Command::SetProviderTraits {
+        provider: rp,
+        generation: 1,
+        traits: [t.to_string()].into(),
+    };
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Command, Option<&str>)> = vec![
+        ("provider name empty", create(""),
+         Some("Unable to create resource provider \"\", 00000000-0000-0000-0000-000000000005: Object action create failed because: name is required")),
+        ("provider name of 200", create(&"n".repeat(200)), None),
+        ("provider name of 201", create(&"n".repeat(201)), Some("Invalid resource provider name: it has 201 characters")),
+        ("provider name of 200 characters, 400 bytes", create(&"é".repeat(200)), None),
+        ("rename to empty (Placement allows it)", rename(""), None),
+        ("rename to 201", rename(&"n".repeat(201)), Some("at most 200 are allowed")),
+        ("total 0", set_one("VCPU", with(|i| i.total = 0)), Some("Invalid inventory for 'VCPU' on resource provider '00000000-0000-0000-0000-000000000001': total 0 is not between 1 and 2147483647.")),
+        ("total MAX_INT", set_one("VCPU", with(|i| i.total = MAX_INT)), None),
+        ("total MAX_INT + 1", set_one("VCPU", with(|i| i.total = MAX_INT + 1)), Some("total 2147483648 is not between 1 and 2147483647")),
+        ("total i64::MAX", set_one("VCPU", with(|i| i.total = i64::MAX)), Some("total 9223372036854775807 is not between")),
+        ("reserved -1", set_one("VCPU", with(|i| i.reserved = -1)), Some("reserved -1 is not between 0 and 2147483647")),
+        ("min_unit 0", set_one("VCPU", with(|i| i.min_unit = 0)), Some("min_unit 0 is not between 1")),
+        ("max_unit 0", set_one("VCPU", with(|i| i.max_unit = 0)), Some("max_unit 0 is not between 1")),
+        ("step_size 0", set_one("VCPU", with(|i| i.step_size = 0)), Some("step_size 0 is not between 1")),
+        ("step_size i64::MIN", set_one("VCPU", with(|i| i.step_size = i64::MIN)), Some("step_size -9223372036854775808 is not")),
+        ("min_unit > max_unit (Placement allows it)", set_one("VCPU", with(|i| { i.min_unit = 5; i.max_unit = 2 })), None),
+        ("ratio NaN", set_one("VCPU", with(|i| i.allocation_ratio = f64::NAN)), Some("allocation_ratio NaN is not a finite number of at most 3.40282e38")),
+        ("ratio inf", set_one("VCPU", with(|i| i.allocation_ratio = f64::INFINITY)), Some("allocation_ratio inf is not a finite number")),
+        ("ratio -inf", set_one("VCPU", with(|i| i.allocation_ratio = f64::NEG_INFINITY)), Some("allocation_ratio -inf is not")),
+        ("ratio 1e39", set_one("VCPU", with(|i| i.allocation_ratio = 1e39)), Some("allocation_ratio 1e39 is not")),
+        ("ratio SQL_SP_FLOAT_MAX", set_one("VCPU", with(|i| i.allocation_ratio = 3.40282e38)), None),
+        ("ratio 0 (capacity 0)", set_one("VCPU", with(|i| i.allocation_ratio = 0.0)), None),
+        ("capacity < 0", set_one("VCPU", with(|i| i.reserved = 9)),
+         Some("Unable to update inventory for resource provider 00000000-0000-0000-0000-000000000001: Invalid inventory for 'VCPU' on resource provider '00000000-0000-0000-0000-000000000001'. The reserved value is greater than total.")),
+        ("capacity = 0 (1.26+)", set_one("VCPU", with(|i| i.reserved = 8)), None),
+        ("negative ratio, capacity ≥ 0 (Placement allows it)", set_one("VCPU", with(|i| { i.total = 1; i.reserved = 10; i.allocation_ratio = -1.0 })), None),
+        ("a record under an impossible class is left to the state check", set_one("vcpu", with(|i| i.total = 0)), Some("Unknown resource class in inventory for resource provider 00000000-0000-0000-0000-000000000001: No such resource class vcpu.")),
+        ("POST inventory: class pattern", Command::CreateInventory { provider: rp, generation: None, resource_class: "disk".into(), inventory: Inventory::with_total(1) },
+         Some("Invalid resource class name \"disk\" in inventory")),
+        ("POST inventory: capacity", Command::CreateInventory { provider: rp, generation: None, resource_class: "DISK_GB".into(), inventory: with(|i| i.reserved = 10) },
+         Some("Unable to create inventory for resource provider")),
+        ("PUT inventory: fields", Command::UpdateInventory { provider: rp, generation: 1, resource_class: "VCPU".into(), inventory: with(|i| i.total = -8) },
+         Some("total -8 is not between 1")),
+        ("custom class of 255", new_rc(&custom(255)), None),
+        ("custom class of 256", new_rc(&custom(256)), Some("The resource class is invalid.")),
+        ("class without CUSTOM_", new_rc("FOO"), Some("The resource class is invalid.")),
+        ("class CUSTOM_ alone", new_rc("CUSTOM_"), Some("The resource class is invalid.")),
+        ("class in lower case", Command::EnsureResourceClass { name: "CUSTOM_foo".into() }, Some("The resource class is invalid.")),
+        ("rename a class to a bad name", Command::RenameResourceClass { name: "CUSTOM_A".into(), new_name: "VCPU2".into() }, Some("The resource class is invalid.")),
+        ("trait without CUSTOM_", Command::EnsureTrait { name: "HW_NEW".into() }, Some("The trait is invalid. A valid trait must be no longer than 255 characters")),
+        ("trait of 256", Command::EnsureTrait { name: custom(256) }, Some("The trait is invalid.")),
+        ("provider trait empty", traits(""), Some("Invalid trait name of 0 characters")),
+        ("provider trait of 256", traits(&"T".repeat(256)), Some("Invalid trait name of 256 characters")),
+        ("provider trait unknown (state check)", traits("CUSTOM_NOPE"), Some("No such trait CUSTOM_NOPE")),
+    ];
+    for (what, command, refused) in rows {
+        match (validated(command), refused) {
+            (Ok(_), None) => {}
+            (Err(e), Some(text)) => {
+                assert_eq!(e.kind, ErrorKind::BadRequest, "{what}: {}", e.detail);
+                assert!(
+                    e.detail.contains(text),
+                    "{what}: {:?} lacks {text:?}",
+                    e.detail
+                );
+            }
+            (r, _) => panic!("{what}: unexpected {r:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_request_time_must_be_one_an_http_date_can_show() {
+    let ok = Command::EnsureTrait {
+        name: "CUSTOM_T".into(),
+    };
+    for at in [Timestamp(0), Timestamp::MAX] {
+        assert!(validated_at(at, ok.clone()).is_ok(), "{at:?}");
+    }
+    for at in [
+        Timestamp(-1),
+        Timestamp(i64::MIN),
+        Timestamp(Timestamp::MAX.0 + 1),
+        Timestamp(i64::MAX),
+    ] {
+        let e = validated_at(at, ok.clone()).expect_err("refused");
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert!(
+            e.detail
+                .starts_with(&format!("Invalid request time {}", at.0)),
+            "{}",
+            e.detail
+        );
+    }
+}
+
+// ---- Generations and ids never wrap ---------------------------------------------------------
+
+/// Sets a provider's generation directly (no command can bring it to `u32::MAX` quickly).
+fn force_generation(s: &mut Script, rp: Uuid, generation: u32) {
+    let mut p = s.state.provider(&rp).expect("provider exists").clone();
+    p.generation = generation;
+    s.state.commit(&[Change::Provider(rp, Some(p))]);
+}
+
+#[test]
+fn a_provider_generation_at_its_maximum_is_never_wrapped() {
+    let mut s = Script::new();
+    let rp = s.provider(1, "cn", None);
+    s.inventory(rp, "VCPU", 8);
+    s.ok(Command::EnsureTrait {
+        name: "CUSTOM_T".into(),
+    });
+    force_generation(&mut s, rp, u32::MAX - 1);
+    s.ok(Command::SetInventories {
+        provider: rp,
+        generation: u32::MAX - 1,
+        inventories: invs(&[("VCPU", 16)]),
+    });
+    assert_eq!(s.generation(rp), u32::MAX);
+    let g = u32::MAX;
+    let refused = vec![
+        Command::SetInventories {
+            provider: rp,
+            generation: g,
+            inventories: invs(&[("VCPU", 4)]),
+        },
+        Command::CreateInventory {
+            provider: rp,
+            generation: None,
+            resource_class: "DISK_GB".into(),
+            inventory: Inventory::with_total(1),
+        },
+        Command::UpdateInventory {
+            provider: rp,
+            generation: g,
+            resource_class: "VCPU".into(),
+            inventory: Inventory::with_total(4),
+        },
+        Command::DeleteInventory {
+            provider: rp,
+            resource_class: "VCPU".into(),
+        },
+        Command::DeleteAllInventories { provider: rp },
+        Command::SetProviderTraits {
+            provider: rp,
+            generation: g,
+            traits: ["CUSTOM_T".to_string()].into(),
+        },
+        Command::SetProviderAggregates {
+            provider: rp,
+            generation: Some(g),
+            aggregates: [Uuid::from_u128(100)].into(),
+        },
+    ];
+    for command in refused {
+        let (kind, code, detail) = s.err(command.clone());
+        assert_eq!(
+            (kind, code),
+            (ErrorKind::Conflict, ErrorCode::ConcurrentUpdate),
+            "{command:?}"
+        );
+        assert_eq!(
+            detail,
+            format!(
+                "resource provider generation conflict: the generation of resource provider \
+                 {rp} is at its maximum (4294967295) and cannot change any more"
+            )
+        );
+        assert_eq!(s.generation(rp), u32::MAX);
+    }
+    // What does not bump the generation still works.
+    s.ok(Command::SetProviderAggregates {
+        provider: rp,
+        generation: None,
+        aggregates: [Uuid::from_u128(100)].into(),
+    });
+    s.ok(Command::UpdateProvider {
+        uuid: rp,
+        name: "renamed".into(),
+        parent: ParentUpdate::Keep,
+    });
+    assert_eq!(s.generation(rp), u32::MAX);
+}
+
+#[test]
+fn resource_class_ids_never_wrap() {
+    let mut s = Script::new();
+    s.state.commit(&[Change::ResourceClass(
+        "CUSTOM_LAST".into(),
+        Some(placement_types::ResourceClass {
+            id: u32::MAX,
+            name: "CUSTOM_LAST".into(),
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        }),
+    )]);
+    let (kind, _, detail) = s.err(Command::CreateResourceClass {
+        name: "CUSTOM_NEXT".into(),
+    });
+    assert_eq!(kind, ErrorKind::Conflict);
+    assert!(
+        detail.starts_with("No resource class id is left"),
+        "{detail}"
+    );
+    // An existing class is still "ensured" without a new id.
+    assert_eq!(
+        s.ok(Command::EnsureResourceClass {
+            name: "CUSTOM_LAST".into()
+        }),
+        Outcome::Created(false)
+    );
 }

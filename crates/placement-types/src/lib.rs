@@ -7,7 +7,9 @@
 //!
 //! # Invariants every producer of a [`Request`] must keep
 //! - A command is *syntactically* valid before it is proposed (schemas, microversion rules,
-//!   name formats): `apply` re-checks only what depends on state.
+//!   name formats). `apply` checks the state-independent rules again before anything else
+//!   (`placement-core`'s `apply/validate.rs`), so that a wrong or forged proposal is refused
+//!   alike on every node rather than stored; a valid producer never meets those refusals.
 //! - Everything not derivable from the log (the time, generated UUIDs, the request id) is
 //!   stamped into the [`Request`] by the proposer, so `apply` is deterministic.
 //!
@@ -73,8 +75,11 @@ impl Inventory {
     }
 
     /// `(total - reserved) * allocation_ratio`, truncated, as Placement computes capacity.
+    /// Total on any record: the subtraction is done in floating point (exact for every value
+    /// `apply` accepts) and the conversion back saturates, so a record written before
+    /// inventories were validated at apply cannot overflow it.
     pub fn capacity(&self) -> i64 {
-        ((self.total - self.reserved) as f64 * self.allocation_ratio) as i64
+        ((self.total as f64 - self.reserved as f64) * self.allocation_ratio) as i64
     }
 }
 
@@ -553,6 +558,15 @@ mod tests {
         };
         let bytes = encode(&req).expect("encodes");
         assert_eq!(decode::<Request>(&bytes).expect("decodes"), req);
+    }
+
+    #[test]
+    fn capacity_never_overflows() {
+        let mut inv = Inventory::with_total(i64::MAX);
+        inv.reserved = i64::MIN;
+        assert_eq!(inv.capacity(), i64::MAX);
+        inv.allocation_ratio = f64::NAN;
+        assert_eq!(inv.capacity(), 0);
     }
 
     #[test]

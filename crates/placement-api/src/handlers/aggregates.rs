@@ -19,8 +19,9 @@ use placement_types::{Command, ErrorCode, Outcome, ResourceProvider, Uuid};
 use serde_json::{json, Value};
 
 use super::providers::load_provider;
+use super::{extract_json, generation_value};
 use crate::context::Ctx;
-use crate::util::{extract_json, json_response, now};
+use crate::util::{json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
@@ -96,20 +97,17 @@ async fn update<B: Backend>(
     } else {
         &PUT_V1_1
     };
-    let data = extract_json(&body, schema)?;
+    let data = extract_json(&body, schema)?.value;
     let (list, generation) = if with_generation {
-        let g = data["resource_provider_generation"]
-            .as_f64()
-            .map(|g| g as i64)
-            .and_then(|g| u32::try_from(g).ok())
-            .unwrap_or(u32::MAX);
-        if g != p.generation {
+        // The generation it equals (`1.0` is 1), if any: one outside u32 matches none.
+        let given = generation_value(&data["resource_provider_generation"]);
+        let Some(g) = given.filter(|g| *g == p.generation) else {
             return Err(ApiError::conflict(
                 ErrorCode::ConcurrentUpdate,
                 "Resource provider's generation already changed. Please update the generation \
                  and try again.",
             ));
-        }
+        };
         (data["aggregates"].clone(), Some(g))
     } else {
         (data, None)

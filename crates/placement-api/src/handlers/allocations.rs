@@ -14,6 +14,13 @@
 //! Every write becomes one [`Command::WriteAllocations`] (or `DeleteAllocations`); all state
 //! checks and their messages live in `placement_core::apply` (allocations module). The POST
 //! body parser and the schemas are shared with the reshaper.
+//!
+//! Numbers as Placement reads them: an amount is any integral JSON number ≥ 1 (`1e3` is
+//! 1000); one beyond `i64` travels as `i64::MAX`, which exceeds every `max_unit`, as the
+//! exact number does in Placement. A consumer generation is compared as Python's `!=` does
+//! and echoed with `%s`: one the command cannot carry as sent (negative, larger than `u32`,
+//! or written as a float) is decided here against the state, in Placement's order, and the
+//! conflict message shows it as sent (`expected null but got 100000000000000000000`).
 
 use std::sync::LazyLock;
 
@@ -25,12 +32,15 @@ use axum::Router;
 use http::StatusCode;
 use placement_core::State as PlacementState;
 use placement_types::{
-    Allocation, Command, ConsumerTypeWrite, ConsumerWrite, GenerationCheck, Timestamp, Uuid,
+    Allocation, Command, ConsumerTypeWrite, ConsumerWrite, ErrorCode, GenerationCheck, Timestamp,
+    Uuid,
 };
 use serde_json::{json, Map, Value};
 
+use super::{extract_json, plain_generation, saturating_i64, SentGeneration};
 use crate::context::Ctx;
-use crate::util::{empty, extract_json, json_response, now};
+use crate::schema::Numbers;
+use crate::util::{empty, json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 /// Placement's default `incomplete_consumer_project_id`: the project of consumers written
@@ -255,8 +265,8 @@ fn lines_for(provider: Uuid, resources: Option<&Value>) -> Vec<Allocation> {
         .map(|(class, used)| Allocation {
             provider,
             resource_class: class.clone(),
-            // Values are validated integers ≥ 1; one beyond i64 can only exceed capacity.
-            used: used.as_i64().unwrap_or(i64::MAX),
+            // Validated integral numbers ≥ 1; one beyond i64 can only exceed max_unit.
+            used: saturating_i64(used).unwrap_or(i64::MAX),
         })
         .collect()
 }
@@ -303,30 +313,100 @@ fn consumer_write(
     ctx: &Ctx,
     consumer: Uuid,
     body: &Map<String, Value>,
-) -> Result<ConsumerWrite, ApiError> {
+    numbers: &Numbers,
+) -> Result<(ConsumerWrite, Option<SentGeneration>), ApiError> {
     let allocations = lines_from_dict(body.get("allocations"))?;
-    Ok(ConsumerWrite {
+    let (generation, sent) = generation_check(ctx, body, numbers);
+    let write = ConsumerWrite {
         consumer,
         project_id: str_field(body, "project_id")
             .unwrap_or_else(|| INCOMPLETE_CONSUMER_PROJECT_ID.to_string()),
         user_id: str_field(body, "user_id")
             .unwrap_or_else(|| INCOMPLETE_CONSUMER_USER_ID.to_string()),
-        generation: generation_check(ctx, body),
+        generation,
         consumer_type: consumer_type_write(ctx, body),
         allocations,
-    })
+    };
+    Ok((write, sent))
 }
 
-fn generation_check(ctx: &Ctx, body: &Map<String, Value>) -> GenerationCheck {
+fn generation_check(
+    ctx: &Ctx,
+    body: &Map<String, Value>,
+    numbers: &Numbers,
+) -> (GenerationCheck, Option<SentGeneration>) {
     if !ctx.at_least(28) {
-        return GenerationCheck::Unchecked;
+        return (GenerationCheck::Unchecked, None);
     }
-    // A generation outside u32 cannot match any consumer; it still conflicts.
-    GenerationCheck::Expect(body.get("consumer_generation").and_then(|g| {
-        g.as_u64()
-            .map(|g| u32::try_from(g).unwrap_or(u32::MAX))
-            .or_else(|| g.as_i64().map(|_| u32::MAX))
-    }))
+    match body.get("consumer_generation").filter(|g| !g.is_null()) {
+        None => (GenerationCheck::Expect(None), None),
+        Some(g) => match SentGeneration::unless_plain(g, numbers) {
+            // Provisional: `ConsumerWrites::settle` sets what it matched.
+            Some(sent) => (GenerationCheck::Expect(sent.equals), Some(sent)),
+            None => (GenerationCheck::Expect(plain_generation(g)), None),
+        },
+    }
+}
+
+/// Consumer writes as parsed from a body, with the generations they cannot carry as sent.
+pub(crate) struct ConsumerWrites {
+    writes: Vec<ConsumerWrite>,
+    sent: Vec<Option<SentGeneration>>,
+}
+
+impl ConsumerWrites {
+    /// Whether some generation must be decided here ([`Self::settle`]).
+    pub(crate) fn needs_settling(&self) -> bool {
+        self.sent.iter().any(Option::is_some)
+    }
+
+    /// The writes for the command. When a generation cannot travel as sent, every
+    /// consumer's generation is checked here, in request order, as Placement's
+    /// `ensure_consumer` does (the first conflict wins, worded as `apply` words it, with the
+    /// number as sent); if all match, the command carries the generations they matched.
+    pub(crate) async fn settle<B: Backend>(
+        mut self,
+        st: &AppState<B>,
+    ) -> Result<Vec<ConsumerWrite>, ApiError> {
+        if !self.needs_settling() {
+            return Ok(self.writes);
+        }
+        let uuids: Vec<Uuid> = self.writes.iter().map(|w| w.consumer).collect();
+        let current: Vec<Option<u32>> = st
+            .read(|s| {
+                uuids
+                    .iter()
+                    .map(|u| s.consumer(u).map(|c| c.generation))
+                    .collect()
+            })
+            .await?;
+        for ((w, sent), current) in self.writes.iter_mut().zip(&self.sent).zip(current) {
+            let GenerationCheck::Expect(given) = w.generation else {
+                continue;
+            };
+            let (equals, text) = match sent {
+                Some(s) => (s.equals, s.text.clone()),
+                None => (
+                    given,
+                    given.map_or_else(|| "None".into(), |g| g.to_string()),
+                ),
+            };
+            let expected = match current {
+                Some(c) if equals == Some(c) => None,
+                Some(c) => Some(c.to_string()),
+                None if sent.is_none() && given.is_none() => None,
+                None => Some("null".to_string()),
+            };
+            if let Some(expected) = expected {
+                return Err(ApiError::conflict(
+                    ErrorCode::ConcurrentUpdate,
+                    format!("consumer generation conflict - expected {expected} but got {text}"),
+                ));
+            }
+            w.generation = GenerationCheck::Expect(equals);
+        }
+        Ok(self.writes)
+    }
 }
 
 fn consumer_type_write(ctx: &Ctx, body: &Map<String, Value>) -> ConsumerTypeWrite {
@@ -338,13 +418,22 @@ fn consumer_type_write(ctx: &Ctx, body: &Map<String, Value>) -> ConsumerTypeWrit
 
 /// The consumers of a validated `POST /allocations` (or reshaper `allocations`) body, in
 /// request order.
-pub(crate) fn consumer_writes(ctx: &Ctx, data: &Value) -> Result<Vec<ConsumerWrite>, ApiError> {
-    let mut out = Vec::new();
+pub(crate) fn consumer_writes(
+    ctx: &Ctx,
+    data: &Value,
+    numbers: &Numbers,
+) -> Result<ConsumerWrites, ApiError> {
+    let mut out = ConsumerWrites {
+        writes: Vec::new(),
+        sent: Vec::new(),
+    };
     for (key, body) in data.as_object().into_iter().flatten() {
         let consumer = parse_uuid(key)
             .ok_or_else(|| ApiError::bad_request(format!("Malformed consumer_uuid: {key}")))?;
         let body = body.as_object().cloned().unwrap_or_default();
-        out.push(consumer_write(ctx, consumer, &body)?);
+        let (write, sent) = consumer_write(ctx, consumer, &body, numbers)?;
+        out.writes.push(write);
+        out.sent.push(sent);
     }
     Ok(out)
 }
@@ -477,19 +566,20 @@ async fn set_for_consumer<B: Backend>(
         34..=37 => &PUT_V1_34,
         _ => &PUT_V1_38,
     };
-    let data = extract_json(&body, schema)?;
-    let obj = data.as_object().cloned().unwrap_or_default();
-    let mut write = consumer_write(&ctx, uuid, &obj)?;
+    let body = extract_json(&body, schema)?;
+    let obj = body.value.as_object().cloned().unwrap_or_default();
+    let (mut write, sent) = consumer_write(&ctx, uuid, &obj, &body.numbers)?;
     if !ctx.at_least(12) {
         write.allocations = lines_from_list(obj.get("allocations"))?;
     }
-    st.write(
-        &ctx,
-        Command::WriteAllocations {
-            consumers: vec![write],
-        },
-    )
+    let consumers = ConsumerWrites {
+        writes: vec![write],
+        sent: vec![sent],
+    }
+    .settle(&st)
     .await?;
+    st.write(&ctx, Command::WriteAllocations { consumers })
+        .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -512,8 +602,10 @@ async fn set_allocations<B: Backend>(
     } else {
         &POST_V1_13
     };
-    let data = extract_json(&body, schema)?;
-    let consumers = consumer_writes(&ctx, &data)?;
+    let body = extract_json(&body, schema)?;
+    let consumers = consumer_writes(&ctx, &body.value, &body.numbers)?
+        .settle(&st)
+        .await?;
     st.write(&ctx, Command::WriteAllocations { consumers })
         .await
         .map_err(post_wording)?;

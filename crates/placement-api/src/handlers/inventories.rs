@@ -6,6 +6,9 @@
 //! `(total - reserved) * allocation_ratio` must be > 0 before 1.26 and ≥ 0 from 1.26. The
 //! rest (unknown class, class in use, capacity vs. allocations) is decided by `apply`.
 //! `DELETE .../inventories` exists from 1.5 (405 before).
+//!
+//! The caller's generation matches when it equals the provider's as Python's `!=` sees it
+//! (`1.0` matches 1); a negative or larger-than-`u32` one matches none.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -21,8 +24,10 @@ use placement_types::{Command, ErrorCode, Inventory, Outcome, ResourceProvider, 
 use serde_json::{json, Map, Value};
 
 use super::providers::{load_provider, provider_last_modified};
+use super::{extract_json, generation_value, saturating_i64};
 use crate::context::Ctx;
-use crate::util::{add_cache_headers, empty, extract_json, json_response};
+use crate::schema::Numbers;
+use crate::util::{add_cache_headers, empty, json_response};
 use crate::{ApiError, AppState, Backend};
 
 /// `SQL_SP_FLOAT_MAX`: the largest allocation ratio Placement accepts.
@@ -110,17 +115,14 @@ static PUT_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
 });
 
 fn int_field(v: &Value, key: &str, default: i64) -> i64 {
-    match v.get(key) {
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .unwrap_or(default),
-        _ => default,
-    }
+    v.get(key).and_then(saturating_i64).unwrap_or(default)
 }
 
-/// An inventory record from validated JSON, with Placement's defaults.
-fn inventory_from(v: &Value) -> Inventory {
+/// An inventory record from JSON, with Placement's defaults. The schema validates the
+/// records of classes matching its pattern only, so a record under another key may hold
+/// anything (`apply` refuses its class); the ratio is read as Python reads it (`-1e400` is
+/// `-inf`, which `apply` refuses).
+fn inventory_from(v: &Value, numbers: &Numbers) -> Inventory {
     Inventory {
         total: int_field(v, "total", 0),
         reserved: int_field(v, "reserved", 0),
@@ -129,7 +131,7 @@ fn inventory_from(v: &Value) -> Inventory {
         step_size: int_field(v, "step_size", 1),
         allocation_ratio: v
             .get("allocation_ratio")
-            .and_then(Value::as_f64)
+            .and_then(|r| numbers.float(r))
             .unwrap_or(1.0),
     }
 }
@@ -141,7 +143,8 @@ fn capacity_error(
     provider: &ResourceProvider,
     inv: &Inventory,
 ) -> Option<String> {
-    let capacity = ((inv.total - inv.reserved) as f64 * inv.allocation_ratio) as i64;
+    // In f64: the fields of an unvalidated record (see `inventory_from`) may be any i64.
+    let capacity = ((inv.total as f64 - inv.reserved as f64) * inv.allocation_ratio) as i64;
     if ctx.at_least(26) {
         (capacity < 0).then(|| {
             format!(
@@ -212,12 +215,10 @@ fn send_inventories(ctx: &Ctx, provider: &ResourceProvider) -> Response {
     resp
 }
 
-fn generation_of(data: &Value) -> u32 {
+/// The generation the body's `resource_provider_generation` equals, if any.
+fn generation_of(data: &Value) -> Option<u32> {
     data.get("resource_provider_generation")
-        .and_then(Value::as_f64)
-        .map(|g| g as i64)
-        .and_then(|g| u32::try_from(g).ok())
-        .unwrap_or(u32::MAX)
+        .and_then(generation_value)
 }
 
 fn generation_conflict() -> ApiError {
@@ -285,12 +286,13 @@ async fn create<B: Backend>(
     ctx.require_json()?;
     ctx.authorize("placement:resource_providers:inventories:create")?;
     let p = load_provider(&st, &uuid).await?;
-    let data = extract_json(&body, &POST_SCHEMA)?;
+    let body = extract_json(&body, &POST_SCHEMA)?;
+    let data = &body.value;
     let rc = data["resource_class"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let inv = inventory_from(&data);
+    let inv = inventory_from(data, &body.numbers);
     if let Some(msg) = capacity_error(&ctx, &rc, &p, &inv) {
         return Err(ApiError::bad_request(format!(
             "Unable to create inventory for resource provider {}: {msg}",
@@ -328,15 +330,15 @@ async fn set_all<B: Backend>(
     ctx.require_json()?;
     ctx.authorize("placement:resource_providers:inventories:update")?;
     let p = load_provider(&st, &uuid).await?;
-    let data = extract_json(&body, &PUT_SCHEMA)?;
-    let generation = generation_of(&data);
-    if generation != p.generation {
+    let body = extract_json(&body, &PUT_SCHEMA)?;
+    let data = &body.value;
+    let Some(generation) = generation_of(data).filter(|g| *g == p.generation) else {
         return Err(generation_conflict());
-    }
+    };
     let mut inventories = BTreeMap::new();
     if let Some(m) = data["inventories"].as_object() {
         for (rc, v) in m {
-            let inv = inventory_from(v);
+            let inv = inventory_from(v, &body.numbers);
             if let Some(msg) = capacity_error(&ctx, rc, &p, &inv) {
                 return Err(ApiError::bad_request(format!(
                     "Unable to update inventory for resource provider {}: {msg}",
@@ -369,12 +371,12 @@ async fn update<B: Backend>(
     ctx.require_json()?;
     ctx.authorize("placement:resource_providers:inventories:update")?;
     let p = load_provider(&st, &uuid).await?;
-    let data = extract_json(&body, &BASE_SCHEMA)?;
-    let generation = generation_of(&data);
-    if generation != p.generation {
+    let body = extract_json(&body, &BASE_SCHEMA)?;
+    let data = &body.value;
+    let Some(generation) = generation_of(data).filter(|g| *g == p.generation) else {
         return Err(generation_conflict());
-    }
-    let inv = inventory_from(&data);
+    };
+    let inv = inventory_from(data, &body.numbers);
     if let Some(msg) = capacity_error(&ctx, &rc, &p, &inv) {
         return Err(ApiError::bad_request(format!(
             "Unable to update inventory for resource provider {}: {msg}",

@@ -24,9 +24,10 @@ use placement_core::query::{providers_matching, ProviderFilter, QueryError};
 use placement_types::{Command, Outcome, ParentUpdate, ResourceProvider, Timestamp, Uuid};
 use serde_json::{json, Value};
 
+use super::extract_json;
 use crate::context::Ctx;
 use crate::qs;
-use crate::util::{add_cache_headers, empty, extract_json, json_response, now, QueryParams};
+use crate::util::{add_cache_headers, empty, json_response, now, QueryParams};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
@@ -229,7 +230,7 @@ async fn list<B: Backend>(
         }
     }
     if let Some(v) = q.get("resources") {
-        filter.resources = qs::normalize_resources(v)?;
+        filter.resources = super::normalize_resources(v)?;
     }
     let found = st
         .read(|s| {
@@ -278,7 +279,7 @@ async fn create<B: Backend>(
 ) -> Result<Response, ApiError> {
     ctx.require_json()?;
     ctx.authorize("placement:resource_providers:create")?;
-    let data = extract_json(&body, post_schema(&ctx))?;
+    let data = extract_json(&body, post_schema(&ctx))?.value;
     let uuid = match data.get("uuid") {
         Some(v) if v.as_str().is_some_and(|s| !s.is_empty()) => checked_uuid(v)?,
         _ => Uuid::new_v4(),
@@ -319,7 +320,7 @@ async fn update<B: Backend>(
     ctx.require_json()?;
     ctx.authorize("placement:resource_providers:update")?;
     let current = load_provider(&st, &uuid).await?;
-    let data = extract_json(&body, put_schema(&ctx))?;
+    let data = extract_json(&body, put_schema(&ctx))?.value;
     let name = data["name"].as_str().unwrap_or_default().to_string();
     let parent = if ctx.at_least(14) && data.get("parent_provider_uuid").is_some() {
         let p = optional_parent(&data)?;

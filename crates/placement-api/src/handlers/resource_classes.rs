@@ -17,8 +17,9 @@ use http::StatusCode;
 use placement_types::{standard, Command, Outcome};
 use serde_json::{json, Value};
 
+use super::extract_json;
 use crate::context::Ctx;
-use crate::util::{empty, extract_json, json_response, now};
+use crate::util::{empty, json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
@@ -133,7 +134,7 @@ async fn create<B: Backend>(
     require_1_2(&ctx)?;
     ctx.require_json()?;
     ctx.authorize("placement:resource_classes:create")?;
-    let data = extract_json(&body, &RC_SCHEMA)?;
+    let data = extract_json(&body, &RC_SCHEMA)?.value;
     let name = data["name"].as_str().unwrap_or_default().to_string();
     st.write(&ctx, Command::CreateResourceClass { name: name.clone() })
         .await?;
@@ -163,7 +164,7 @@ async fn update<B: Backend>(
     }
     ctx.require_json()?;
     ctx.authorize("placement:resource_classes:update")?;
-    let data = extract_json(&body, &RC_SCHEMA)?;
+    let data = extract_json(&body, &RC_SCHEMA)?.value;
     let new_name = data["name"].as_str().unwrap_or_default().to_string();
     st.write(
         &ctx,

@@ -19,9 +19,10 @@ use placement_types::{standard, Command, ErrorCode, Outcome, ResourceProvider, T
 use serde_json::{json, Value};
 
 use super::providers::{load_provider, provider_last_modified};
+use super::{extract_json, generation_value};
 use crate::context::Ctx;
 use crate::schema;
-use crate::util::{add_cache_headers, empty, extract_json, json_response, now, QueryParams};
+use crate::util::{add_cache_headers, empty, json_response, now, QueryParams};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
@@ -273,12 +274,9 @@ async fn set_for_provider<B: Backend>(
     require_1_6(&ctx)?;
     ctx.require_json()?;
     ctx.authorize("placement:resource_providers:traits:update")?;
-    let data = extract_json(&body, &SET_TRAITS_FOR_RP_SCHEMA)?;
-    let generation = data["resource_provider_generation"]
-        .as_f64()
-        .map(|g| g as i64)
-        .and_then(|g| u32::try_from(g).ok())
-        .unwrap_or(u32::MAX);
+    let data = extract_json(&body, &SET_TRAITS_FOR_RP_SCHEMA)?.value;
+    // The generation it equals (`1.0` is 1), if any: one outside u32 matches no provider.
+    let generation = generation_value(&data["resource_provider_generation"]);
     let traits: BTreeSet<String> = data["traits"]
         .as_array()
         .map(|a| {
@@ -288,13 +286,13 @@ async fn set_for_provider<B: Backend>(
         })
         .unwrap_or_default();
     let p = load_provider(&st, &uuid).await?;
-    if p.generation != generation {
+    let Some(generation) = generation.filter(|g| *g == p.generation) else {
         return Err(ApiError::conflict(
             ErrorCode::ConcurrentUpdate,
             "Resource provider's generation already changed. Please update the generation and \
              try again.",
         ));
-    }
+    };
     let outcome = st
         .write(
             &ctx,

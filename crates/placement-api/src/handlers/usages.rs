@@ -141,7 +141,10 @@ async fn total_usages<B: Backend>(
                 let (sums, consumers) = groups.entry(group.to_string()).or_default();
                 consumers.insert(c.uuid);
                 for a in &c.allocations {
-                    *sums.entry(a.resource_class.clone()).or_default() += a.used;
+                    // Each provider's usage fits an i64 (apply keeps it so); a sum over
+                    // several providers might not, and saturates.
+                    let sum = sums.entry(a.resource_class.clone()).or_default();
+                    *sum = sum.saturating_add(a.used);
                 }
             }
             if by_type {
@@ -159,7 +162,8 @@ async fn total_usages<B: Backend>(
                 let mut total: BTreeMap<String, i64> = BTreeMap::new();
                 for (sums, _) in groups.into_values() {
                     for (class, used) in sums {
-                        *total.entry(class).or_default() += used;
+                        let sum = total.entry(class).or_default();
+                        *sum = sum.saturating_add(used);
                     }
                 }
                 json!({ "usages": total })

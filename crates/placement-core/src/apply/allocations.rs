@@ -19,13 +19,21 @@
 //!    rule for inventories shrunk under existing allocations), so a state within capacity
 //!    is never pushed over it.
 //!
+//! Amounts come from clients and may be as large as `i64::MAX` (`validate` only bounds them
+//! below), so sums of amounts and usages are taken in `i128`, which no sum of `i64`s a
+//! command can hold overflows, and capacity is compared in floating point, as Placement
+//! does. A write whose resulting usage would not fit an `i64` is refused as exceeding the
+//! capacity, which keeps every usage of the state (`State::usage`) within `i64`.
+//!
 //! Effects of an accepted write, as Placement has them:
-//! - each rewritten consumer gets generation + 1 (a new one starts at 1), the request's
+//! - each rewritten consumer gets generation + 1 (a new one starts at 1; a consumer at
+//!   `u32::MAX` cannot be rewritten, only emptied or deleted: 409), the request's
 //!   project, user and (from 1.38) consumer type, and `updated_at = at`; a consumer whose
 //!   set becomes empty is deleted (Placement deletes consumers without allocations);
 //! - every provider *named* in the written lines gets generation + 1 and `updated_at = at`,
-//!   once per command. This includes the providers of a consumer that is being emptied, but
-//!   NOT a provider a consumer merely moves away from in a non-empty rewrite, and NOT the
+//!   once per command (refused with a 409, not wrapped, past `u32::MAX`). This includes the
+//!   providers of a consumer that is being emptied, but NOT a provider a consumer merely
+//!   moves away from in a non-empty rewrite, and NOT the
 //!   providers of `DELETE /allocations/{consumer}`: Placement does not bump those, and its
 //!   test suite observes the generations (`allocations.yaml` expects 7 after a delete).
 //!
@@ -47,6 +55,7 @@ use placement_types::{
     GenerationCheck, Inventory, Outcome, ReshapeInventory, ResourceProvider, Timestamp, Uuid,
 };
 
+use super::providers::bump;
 use super::Step;
 use crate::state::{Change, State};
 
@@ -81,8 +90,8 @@ enum Refusal {
     Invalid(String),
     /// A reshape would remove inventory that still has allocations.
     InUse(String),
-    /// The command itself is inconsistent (a consumer or provider named twice).
-    Malformed(String),
+    /// A generation would pass its maximum; the error is final.
+    Exhausted(DomainError),
 }
 
 impl Refusal {
@@ -112,7 +121,7 @@ impl Refusal {
                 ErrorCode::Undefined,
                 format!("Unable to allocate inventory: {msg}"),
             ),
-            Refusal::Malformed(msg) => DomainError::bad_request(msg),
+            Refusal::Exhausted(e) => e,
         }
     }
 
@@ -158,15 +167,9 @@ fn reshape(
     inventories: &[ReshapeInventory],
     writes: &[ConsumerWrite],
 ) -> Step {
-    // 1. Every provider named in `inventories` exists and is at the stated generation.
-    let mut seen = BTreeSet::new();
+    // 1. Every provider named in `inventories` (once each: `validate`) exists and is at the
+    // stated generation.
     for inv in inventories {
-        if !seen.insert(inv.provider) {
-            return Err(DomainError::bad_request(format!(
-                "Resource provider {} named twice in inventories",
-                inv.provider
-            )));
-        }
         let Some(rp) = state.provider(&inv.provider) else {
             return Err(DomainError::bad_request(format!(
                 "Resource provider {p} in inventories not found: No resource provider with \
@@ -203,10 +206,11 @@ fn reshape(
             }
             .for_reshaper());
         }
-        if let Some(rp) = providers.touch(inv.provider, at) {
-            for (class, new) in &inv.inventories {
-                rp.inventories.insert(class.clone(), new.clone());
-            }
+        let rp = providers
+            .touch(inv.provider, at)
+            .map_err(Refusal::for_reshaper)?;
+        for (class, new) in &inv.inventories {
+            rp.inventories.insert(class.clone(), new.clone());
         }
     }
 
@@ -218,9 +222,9 @@ fn reshape(
     let usage = UsageAfter::new(state, &consumers);
     // (Classes of non-empty sets were checked at the interim stage; empty sets have none.)
     for inv in inventories {
-        let Some(rp) = providers.touch(inv.provider, at) else {
-            continue; // checked in step 1
-        };
+        let rp = providers
+            .touch(inv.provider, at)
+            .map_err(Refusal::for_reshaper)?;
         let mut in_use: Vec<&String> = rp
             .inventories
             .keys()
@@ -267,16 +271,18 @@ impl<'s> Providers<'s> {
     }
 
     /// Marks a provider changed: generation + 1 and `updated_at = at`, and returns it for
-    /// further edits. `None` only for a provider that does not exist, which callers have
-    /// ruled out before.
-    fn touch(&mut self, uuid: Uuid, at: Timestamp) -> Option<&mut ResourceProvider> {
+    /// further edits. Refused for a generation at its maximum, and for a provider that does
+    /// not exist (which callers have ruled out before).
+    fn touch(&mut self, uuid: Uuid, at: Timestamp) -> Result<&mut ResourceProvider, Refusal> {
         let rp = match self.changed.entry(uuid) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(self.state.provider(&uuid)?.clone()),
+            Entry::Vacant(e) => match self.state.provider(&uuid) {
+                Some(p) => e.insert(p.clone()),
+                None => return Err(Refusal::NoSuchProvider(uuid)),
+            },
         };
-        rp.generation = rp.generation.wrapping_add(1);
-        rp.updated_at = at;
-        Some(rp)
+        bump(rp, at).map_err(Refusal::Exhausted)?;
+        Ok(rp)
     }
 }
 
@@ -295,16 +301,10 @@ fn finish(consumers: Vec<(Uuid, Option<Consumer>)>, providers: Providers<'_>) ->
     changes
 }
 
-/// Steps 1 and 2: consumer generations, then allocation providers.
+/// Steps 1 and 2: consumer generations, then allocation providers. (Each consumer is named
+/// once: `validate`.)
 fn check_consumers(state: &State, writes: &[ConsumerWrite]) -> Result<(), Refusal> {
-    let mut seen = BTreeSet::new();
     for w in writes {
-        if !seen.insert(w.consumer) {
-            return Err(Refusal::Malformed(format!(
-                "Consumer {} named twice in one request",
-                w.consumer
-            )));
-        }
         check_generation(state.consumer(&w.consumer), w.generation)?;
     }
     for w in writes {
@@ -408,9 +408,9 @@ fn plan_writes(
         )));
     }
 
-    // 4b. Line by line: inventory, unit constraints, capacity.
+    // 4b. Line by line: inventory, unit constraints, capacity. Sums in i128 (module doc).
     let rewritten: BTreeSet<Uuid> = writes.iter().map(|w| w.consumer).collect();
-    let mut released: HashMap<(Uuid, &str), i64> = HashMap::new();
+    let mut released: HashMap<(Uuid, &str), i128> = HashMap::new();
     for uuid in &rewritten {
         for a in state
             .consumer(uuid)
@@ -419,14 +419,14 @@ fn plan_writes(
         {
             *released
                 .entry((a.provider, a.resource_class.as_str()))
-                .or_default() += a.used;
+                .or_default() += i128::from(a.used);
         }
     }
-    let mut requested: HashMap<(Uuid, &str), i64> = HashMap::new();
+    let mut requested: HashMap<(Uuid, &str), i128> = HashMap::new();
     for l in &lines {
         let key = (l.provider, l.class);
         let requested_all = requested.entry(key).or_default();
-        *requested_all = requested_all.saturating_add(l.used);
+        *requested_all += i128::from(l.used);
         let requested_all = *requested_all;
         if l.used == 0 {
             continue;
@@ -450,10 +450,11 @@ fn plan_writes(
                 l.class, l.provider
             )));
         }
-        let before = state.usage(&l.provider, l.class);
+        let before = i128::from(state.usage(&l.provider, l.class));
         let others = before - released.get(&key).copied().unwrap_or(0);
-        let after = others.saturating_add(requested_all);
-        if exceeds(inv, others.saturating_add(l.used)) || exceeds(inv, after) {
+        let after = others + requested_all;
+        let over = exceeds(inv, others + i128::from(l.used)) || exceeds(inv, after);
+        if over || after > i128::from(i64::MAX) {
             // Over capacity is accepted only if no worse than before (Placement's rule).
             let no_worse = before > 0 && after <= before;
             if !no_worse {
@@ -469,7 +470,7 @@ fn plan_writes(
     // Effects: bump every provider named in a line, once.
     let named: BTreeSet<Uuid> = lines.iter().map(|l| l.provider).collect();
     for p in named {
-        providers.touch(p, at);
+        providers.touch(p, at)?;
     }
     let mut out = Vec::new();
     for w in writes {
@@ -478,25 +479,21 @@ fn plan_writes(
         if !touched {
             continue;
         }
-        // One record per provider and class (a class named twice on a provider adds up, as
-        // two rows would in Placement), in a canonical order.
-        let mut merged: BTreeMap<(Uuid, &str), i64> = BTreeMap::new();
-        for a in w.allocations.iter().filter(|a| a.used > 0) {
-            let used = merged.entry((a.provider, &a.resource_class)).or_default();
-            *used = used.saturating_add(a.used);
-        }
-        let allocations: Vec<Allocation> = merged
-            .into_iter()
-            .map(|((provider, class), used)| Allocation {
-                provider,
-                resource_class: class.to_string(),
-                used,
-            })
-            .collect();
+        // One record per provider and class (`validate` refuses a pair named twice, as the
+        // API's bodies cannot name one twice), in a canonical order.
+        let mut allocations: Vec<Allocation> = w.allocations.clone();
+        allocations.sort();
         if allocations.is_empty() {
             out.push((w.consumer, None));
             continue;
         }
+        let generation = match existing {
+            None => 1,
+            Some(c) => c
+                .generation
+                .checked_add(1)
+                .ok_or_else(|| Refusal::Exhausted(consumer_generation_exhausted(c.uuid)))?,
+        };
         let consumer_type = match &w.consumer_type {
             ConsumerTypeWrite::Set(t) => Some(t.clone()),
             ConsumerTypeWrite::Keep => existing.and_then(|c| c.consumer_type.clone()),
@@ -507,7 +504,7 @@ fn plan_writes(
                 uuid: w.consumer,
                 project_id: w.project_id.clone(),
                 user_id: w.user_id.clone(),
-                generation: existing.map_or(1, |c| c.generation.wrapping_add(1)),
+                generation,
                 consumer_type,
                 created_at: existing.map_or(at, |c| c.created_at),
                 updated_at: at,
@@ -523,21 +520,35 @@ fn invalid_inventory(class: &str, provider: &str) -> String {
     format!("Inventory for '{class}' on resource provider '{provider}' invalid.")
 }
 
-/// Whether `used` exceeds the inventory's capacity. Compared in floating point without
-/// truncation, as Placement's capacity check does (equivalent for integer `used`).
-fn exceeds(inv: &Inventory, used: i64) -> bool {
-    ((inv.total - inv.reserved) as f64 * inv.allocation_ratio) < used as f64
+fn consumer_generation_exhausted(consumer: Uuid) -> DomainError {
+    DomainError::conflict(
+        ErrorCode::ConcurrentUpdate,
+        format!(
+            "consumer generation conflict: the generation of consumer {consumer} is at its \
+             maximum ({}) and cannot change any more; delete its allocations to start it \
+             over",
+            u32::MAX
+        ),
+    )
 }
 
-/// Usages once a set of consumer records is written (for the reshaper's in-use check).
+/// Whether `used` exceeds the inventory's capacity. Compared in floating point without
+/// truncation, as Placement's capacity check does (equivalent for integer `used`); every
+/// operand is converted first, so nothing overflows whatever the record holds.
+fn exceeds(inv: &Inventory, used: i128) -> bool {
+    (inv.total as f64 - inv.reserved as f64) * inv.allocation_ratio < used as f64
+}
+
+/// Usages once a set of consumer records is written (for the reshaper's in-use check), in
+/// i128 like the sums of `plan_writes`.
 struct UsageAfter<'s> {
     state: &'s State,
-    delta: HashMap<(Uuid, String), i64>,
+    delta: HashMap<(Uuid, String), i128>,
 }
 
 impl<'s> UsageAfter<'s> {
     fn new(state: &'s State, consumers: &[(Uuid, Option<Consumer>)]) -> Self {
-        let mut delta: HashMap<(Uuid, String), i64> = HashMap::new();
+        let mut delta: HashMap<(Uuid, String), i128> = HashMap::new();
         for (uuid, new) in consumers {
             for a in state
                 .consumer(uuid)
@@ -546,19 +557,19 @@ impl<'s> UsageAfter<'s> {
             {
                 *delta
                     .entry((a.provider, a.resource_class.clone()))
-                    .or_default() -= a.used;
+                    .or_default() -= i128::from(a.used);
             }
             for a in new.iter().flat_map(|c| c.allocations.iter()) {
                 *delta
                     .entry((a.provider, a.resource_class.clone()))
-                    .or_default() += a.used;
+                    .or_default() += i128::from(a.used);
             }
         }
         UsageAfter { state, delta }
     }
 
-    fn get(&self, provider: Uuid, class: &str) -> i64 {
-        self.state.usage(&provider, class)
+    fn get(&self, provider: Uuid, class: &str) -> i128 {
+        i128::from(self.state.usage(&provider, class))
             + self
                 .delta
                 .get(&(provider, class.to_string()))

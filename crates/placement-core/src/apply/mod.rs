@@ -1,13 +1,27 @@
 //! `apply`: the deterministic, total transition function of the state machine.
 //!
-//! Each command is checked against the state first and only then turned into [`Change`]s, so
-//! a rejected command changes nothing. Errors carry Placement's own messages and codes.
+//! Each request is checked in two steps before it is turned into [`Change`]s, so a rejected
+//! command changes nothing. Errors carry Placement's own messages and codes.
+//!
+//! 1. **Syntax** (`validate`): the request time, names, inventory fields, amounts and ids,
+//!    i.e. every rule the API checks that does not depend on the state. The API checks them
+//!    before proposing a command, but the log is the one input every node applies, so a
+//!    request from a buggy or hostile producer must not reach the state either: a
+//!    far-future time stored in a record once made HTTP date formatting panic. `validate`'s
+//!    module doc lists the rules and why each is (or is not) there.
+//! 2. **State**: existence, generations, capacity, uniqueness, in-use, per command.
+//!
+//! Arithmetic on amounts, usages and capacities never overflows (wide or checked integers,
+//! capacities compared in floating point, as Placement does), and generations never wrap: a
+//! command that would bump a provider or consumer generation past `u32::MAX` is refused
+//! with a conflict instead.
 //!
 //! Submodules by subject: `providers` (providers, inventories, traits, aggregates, resource
 //! classes) and `allocations` (consumers, allocations, reshaper).
 
 mod allocations;
 mod providers;
+mod validate;
 
 use placement_types::{ApplyResult, Command, DomainError, Outcome, Request, Timestamp};
 
@@ -28,7 +42,9 @@ pub(crate) type Step = Result<(Outcome, Vec<Change>), DomainError>;
 /// the same write batch as the applied log id) and then calls [`State::commit`] with them.
 /// Never panics, whatever the command.
 pub fn apply(state: &State, request: &Request) -> Applied {
-    match dispatch(state, request.at, &request.command) {
+    let result =
+        validate::check(request).and_then(|()| dispatch(state, request.at, &request.command));
+    match result {
         Ok((outcome, changes)) => Applied {
             result: Ok(outcome),
             changes,

@@ -6,7 +6,9 @@
 //! - inventory writes (set, create, update, delete) always bump the provider generation;
 //! - trait writes bump it only when the set actually changes;
 //! - aggregate writes bump it only from microversion 1.19 (`generation: Some`);
-//! - renaming or re-parenting a provider does not bump it.
+//! - renaming or re-parenting a provider does not bump it;
+//! - a bump past `u32::MAX` is refused (409 `placement.concurrent_update`), never wrapped:
+//!   a wrapped generation could match a client's stale one.
 
 use std::collections::BTreeMap;
 
@@ -76,10 +78,19 @@ pub(crate) fn get_provider(state: &State, uuid: Uuid) -> Result<&ResourceProvide
     })
 }
 
-/// Bumps a provider's generation (as Placement's `increment_generation`) and stamps it.
-pub(crate) fn bump(provider: &mut ResourceProvider, at: Timestamp) {
-    provider.generation = provider.generation.wrapping_add(1);
+/// Bumps a provider's generation (as Placement's `increment_generation`) and stamps it;
+/// refused when the generation is already at its maximum.
+pub(crate) fn bump(provider: &mut ResourceProvider, at: Timestamp) -> Result<(), DomainError> {
+    provider.generation = provider.generation.checked_add(1).ok_or_else(|| {
+        generation_conflict(&format!(
+            "resource provider generation conflict: the generation of resource provider {} \
+             is at its maximum ({}) and cannot change any more",
+            provider.uuid,
+            u32::MAX
+        ))
+    })?;
     provider.updated_at = at;
+    Ok(())
 }
 
 fn provider_changed(p: ResourceProvider) -> (Outcome, Vec<Change>) {
@@ -324,7 +335,7 @@ pub(crate) fn replace_inventories(
     }
     let mut updated = provider.clone();
     updated.inventories = inventories.clone();
-    bump(&mut updated, at);
+    bump(&mut updated, at)?;
     Ok(updated)
 }
 
@@ -371,7 +382,7 @@ fn create_inventory(
     updated
         .inventories
         .insert(resource_class.to_string(), inventory.clone());
-    bump(&mut updated, at);
+    bump(&mut updated, at)?;
     Ok(provider_changed(updated))
 }
 
@@ -402,7 +413,7 @@ fn update_inventory(
     updated
         .inventories
         .insert(resource_class.to_string(), inventory.clone());
-    bump(&mut updated, at);
+    bump(&mut updated, at)?;
     Ok(provider_changed(updated))
 }
 
@@ -428,7 +439,7 @@ fn delete_inventory(state: &State, at: Timestamp, uuid: Uuid, resource_class: &s
     }
     let mut updated = current.clone();
     updated.inventories.remove(resource_class);
-    bump(&mut updated, at);
+    bump(&mut updated, at)?;
     Ok(provider_changed(updated))
 }
 
@@ -442,28 +453,38 @@ fn delete_all_inventories(state: &State, at: Timestamp, uuid: Uuid) -> Step {
     }
     let mut updated = current.clone();
     updated.inventories.clear();
-    bump(&mut updated, at);
+    bump(&mut updated, at)?;
     Ok(provider_changed(updated))
 }
 
 // ---- Resource classes -----------------------------------------------------------------------
 
-fn next_resource_class_id(state: &State) -> u32 {
-    state
-        .custom_resource_classes()
-        .map(|rc| rc.id + 1)
-        .max()
-        .unwrap_or(standard::FIRST_CUSTOM_RESOURCE_CLASS_ID)
-        .max(standard::FIRST_CUSTOM_RESOURCE_CLASS_ID)
+/// One more than the highest custom id (ids are never reused while their class exists);
+/// refused, not wrapped, once an id of `u32::MAX` exists.
+fn next_resource_class_id(state: &State) -> Result<u32, DomainError> {
+    let next = match state.custom_resource_classes().map(|rc| rc.id).max() {
+        None => standard::FIRST_CUSTOM_RESOURCE_CLASS_ID,
+        Some(highest) => highest.checked_add(1).ok_or_else(|| {
+            DomainError::conflict(
+                ErrorCode::Undefined,
+                "No resource class id is left: a custom resource class has the highest id.",
+            )
+        })?,
+    };
+    Ok(next.max(standard::FIRST_CUSTOM_RESOURCE_CLASS_ID))
 }
 
-fn new_resource_class(state: &State, at: Timestamp, name: &str) -> ResourceClass {
-    ResourceClass {
-        id: next_resource_class_id(state),
+fn new_resource_class(
+    state: &State,
+    at: Timestamp,
+    name: &str,
+) -> Result<ResourceClass, DomainError> {
+    Ok(ResourceClass {
+        id: next_resource_class_id(state)?,
         name: name.to_string(),
         created_at: at,
         updated_at: at,
-    }
+    })
 }
 
 fn create_resource_class(state: &State, at: Timestamp, name: &str) -> Step {
@@ -473,7 +494,7 @@ fn create_resource_class(state: &State, at: Timestamp, name: &str) -> Step {
             format!("Conflicting resource class already exists: {name}"),
         ));
     }
-    let rc = new_resource_class(state, at, name);
+    let rc = new_resource_class(state, at, name)?;
     Ok((
         Outcome::ResourceClass(rc.clone()),
         vec![Change::ResourceClass(name.to_string(), Some(rc))],
@@ -484,7 +505,7 @@ fn ensure_resource_class(state: &State, at: Timestamp, name: &str) -> Step {
     if state.resource_class_exists(name) {
         return Ok((Outcome::Created(false), Vec::new()));
     }
-    let rc = new_resource_class(state, at, name);
+    let rc = new_resource_class(state, at, name)?;
     Ok((
         Outcome::Created(true),
         vec![Change::ResourceClass(name.to_string(), Some(rc))],
@@ -633,7 +654,7 @@ fn set_provider_traits(
     }
     let mut updated = current.clone();
     updated.traits = traits.clone();
-    bump(&mut updated, at);
+    bump(&mut updated, at)?;
     Ok(provider_changed(updated))
 }
 
@@ -644,7 +665,7 @@ fn delete_provider_traits(state: &State, at: Timestamp, uuid: Uuid) -> Step {
     }
     let mut updated = current.clone();
     updated.traits.clear();
-    bump(&mut updated, at);
+    bump(&mut updated, at)?;
     Ok(provider_changed(updated))
 }
 
@@ -668,7 +689,7 @@ fn set_provider_aggregates(
                      generation and try again.",
                 ));
             }
-            bump(&mut updated, at);
+            bump(&mut updated, at)?;
         }
         None => {
             if current.aggregates == *aggregates {

@@ -491,12 +491,14 @@ pub(super) fn search_group(
 }
 
 /// Placement's capacity clause for one group's amount (the same as
-/// [`crate::query::has_room`], with the usage looked up by the caller).
+/// [`crate::query::has_room`], with the usage looked up by the caller). `amount` may be as
+/// large as `i64::MAX`: the sum is taken in `i128`, the capacity in `f64`.
 fn fits_one_group(p: &ResourceProvider, rc: &str, amount: i64, used: i64) -> bool {
     let Some(inv) = p.inventories.get(rc) else {
         return false;
     };
-    (used + amount) as f64 <= (inv.total - inv.reserved) as f64 * inv.allocation_ratio
+    (i128::from(used) + i128::from(amount)) as f64
+        <= (inv.total as f64 - inv.reserved as f64) * inv.allocation_ratio
         && inv.min_unit <= amount
         && inv.max_unit >= amount
         && inv.step_size > 0

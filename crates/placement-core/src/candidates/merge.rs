@@ -6,6 +6,8 @@
 //! - `group_policy=isolate`: the granular groups use pairwise distinct providers;
 //! - every `same_subtree` set: its groups' providers all lie under one of them;
 //! - summed per provider and class, `used + amount ≤ capacity` and `amount ≤ max_unit`.
+//!   The sums are taken in `i128`: each group's amount is a client's number (up to
+//!   `i64::MAX`), and no sum of a few `i64`s overflows an `i128`.
 //!
 //! Both the policy and the capacity rule only get stricter as a combination grows, so the
 //! product is pruned as soon as a partial combination breaks one of them; the result is the
@@ -210,8 +212,8 @@ impl Product<'_> {
 /// The pruned Cartesian product over one anchor's group lists.
 struct Walk<'p, 's, 'a> {
     p: &'p mut Product<'s>,
-    /// Summed amounts of the partial combination.
-    amounts: HashMap<(Uuid, &'a str), i64>,
+    /// Summed amounts of the partial combination (i128: see the module doc).
+    amounts: HashMap<(Uuid, &'a str), i128>,
     /// Providers of the granular groups chosen so far (for `isolate`).
     granular_rps: Vec<Uuid>,
     chosen: Vec<&'a Areq>,
@@ -268,7 +270,7 @@ impl<'a> Walk<'_, '_, 'a> {
         let mut fits = true;
         for (rp, rc, n) in &a.resources {
             let total = self.amounts.entry((*rp, rc.as_str())).or_insert(0);
-            *total += n;
+            *total += i128::from(*n);
             if !fits_capacity(self.p.state, rp, rc, *total) {
                 fits = false;
             }
@@ -279,7 +281,7 @@ impl<'a> Walk<'_, '_, 'a> {
     fn remove(&mut self, a: &'a Areq) {
         for (rp, rc, n) in &a.resources {
             if let Some(total) = self.amounts.get_mut(&(*rp, rc.as_str())) {
-                *total -= n;
+                *total -= i128::from(*n);
                 if *total == 0 {
                     self.amounts.remove(&(*rp, rc.as_str()));
                 }
@@ -305,14 +307,17 @@ impl<'a> Walk<'_, '_, 'a> {
                 return;
             }
         }
+        // Every sum here passed `fits_capacity`, so it is at most a capacity, an i64; the
+        // saturation only keeps this total.
         let mut allocations: BTreeMap<Uuid, BTreeMap<String, i64>> = BTreeMap::new();
         for a in &self.chosen {
             for (rp, rc, n) in &a.resources {
-                *allocations
+                let sum = allocations
                     .entry(*rp)
                     .or_default()
                     .entry(rc.clone())
-                    .or_insert(0) += n;
+                    .or_insert(0);
+                *sum = sum.saturating_add(*n);
             }
         }
         let ar = AllocationRequest {
@@ -325,12 +330,13 @@ impl<'a> Walk<'_, '_, 'a> {
     }
 }
 
-/// `used + total ≤ capacity` and `total ≤ max_unit` for one provider and class.
-fn fits_capacity(state: &State, rp: &Uuid, rc: &str, total: i64) -> bool {
+/// `used + total ≤ capacity` and `total ≤ max_unit` for one provider and class, in i128.
+fn fits_capacity(state: &State, rp: &Uuid, rc: &str, total: i128) -> bool {
     let Some(inv) = state.provider(rp).and_then(|p| p.inventories.get(rc)) else {
         return false;
     };
-    state.usage(rp, rc) + total <= inv.capacity() && total <= inv.max_unit
+    i128::from(state.usage(rp, rc)) + total <= i128::from(inv.capacity())
+        && total <= i128::from(inv.max_unit)
 }
 
 /// Placement's `_check_same_subtree`: one of the providers is an ancestor-or-self of all.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use placement_types::{
     Allocation, Command, ConsumerTypeWrite, ConsumerWrite, DomainError, ErrorCode, ErrorKind,
     GenerationCheck, Inventory, Request, ReshapeInventory, ResourceProvider, Timestamp, Uuid,
+    MAX_INT,
 };
 use proptest::prelude::*;
 
@@ -550,11 +551,15 @@ fn to_command(op: &Op) -> Command {
                 if !seen.insert(*c) {
                     continue;
                 }
-                // Lines as sent (a class may repeat on a provider; apply merges them).
-                let lines: Vec<(u128, &str, i64)> = lines
+                // As the API sends them: a class at most once per provider (the last wins).
+                let lines: BTreeMap<(u128, &str), i64> = lines
                     .iter()
                     .filter(|(_, _, used)| *used > 0)
-                    .map(|(p, k, used)| (u128::from(*p), CLASSES[*k], *used))
+                    .map(|(p, k, used)| ((u128::from(*p), CLASSES[*k]), *used))
+                    .collect();
+                let lines: Vec<(u128, &str, i64)> = lines
+                    .into_iter()
+                    .map(|((p, c), used)| (p, c, used))
                     .collect();
                 consumers.push(write(cons(u128::from(*c)), &lines));
             }
@@ -606,17 +611,226 @@ proptest! {
     }
 }
 
+// ---- Syntax (`validate`) --------------------------------------------------------------------
+
+/// Rules of `validate` for allocation writes and the reshaper: each row is a command the API
+/// never builds; apply refuses it with a 400 before it reads the state, and writes nothing.
 #[test]
-fn a_class_named_twice_on_a_provider_is_one_record() {
+fn malformed_allocation_writes_are_refused_whole() {
+    let mut s = state_with(&[(1, vec![("VCPU", inv(10))]), (2, vec![("VCPU", inv(10))])]);
+    put(&mut s, write(cons(1), &[(1, "VCPU", 1)])).expect("seed");
+    let attrs = |f: fn(&mut ConsumerWrite)| {
+        let mut w = write(cons(2), &[(1, "VCPU", 1)]);
+        f(&mut w);
+        Command::WriteAllocations { consumers: vec![w] }
+    };
+    let one = |lines: &[(u128, &str, i64)]| Command::WriteAllocations {
+        consumers: vec![write(cons(2), lines)],
+    };
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Command, &str)> = vec![
+        ("amount 0", one(&[(1, "VCPU", 0)]), "Invalid allocation of 0 VCPU from resource provider 00000000-0000-0000-0000-00000000a001 for consumer 00000000-0000-0000-0000-00000000c002: an amount must be at least 1."),
+        ("amount i64::MIN", one(&[(1, "VCPU", i64::MIN)]), "Invalid allocation of -9223372036854775808 VCPU"),
+        ("a class twice on a provider", one(&[(1, "VCPU", 3), (1, "VCPU", 4)]),
+         "Resource class VCPU named twice for resource provider 00000000-0000-0000-0000-00000000a001 in the allocations of consumer 00000000-0000-0000-0000-00000000c002"),
+        ("class not matching [A-Z0-9_]+", one(&[(1, "vcpu", 1)]), "Invalid resource class name \"vcpu\" in allocations"),
+        ("a consumer twice", Command::WriteAllocations { consumers: vec![write(cons(2), &[(1, "VCPU", 1)]), write(cons(2), &[(2, "VCPU", 1)])] },
+         "Consumer 00000000-0000-0000-0000-00000000c002 named twice in one request"),
+        ("empty project", attrs(|w| w.project_id.clear()), "Invalid project_id of 0 characters for consumer 00000000-0000-0000-0000-00000000c002"),
+        ("project of 256", attrs(|w| w.project_id = "p".repeat(256)), "Invalid project_id of 256 characters"),
+        ("empty user", attrs(|w| w.user_id.clear()), "Invalid user_id of 0 characters"),
+        ("user of 256", attrs(|w| w.user_id = "u".repeat(256)), "Invalid user_id of 256 characters"),
+        ("consumer type in lower case", attrs(|w| w.consumer_type = ConsumerTypeWrite::Set("instance".into())), "Invalid consumer_type \"instance\""),
+        ("consumer type empty", attrs(|w| w.consumer_type = ConsumerTypeWrite::Set(String::new())), "Invalid consumer_type \"\""),
+        ("consumer type of 256", attrs(|w| w.consumer_type = ConsumerTypeWrite::Set("T".repeat(256))), "and have at most 255 characters"),
+        ("reshape: a provider twice", Command::Reshape { inventories: vec![reshape_inv(1, 1, &[]), reshape_inv(1, 1, &[])], allocations: vec![] },
+         "Resource provider 00000000-0000-0000-0000-00000000a001 named twice in inventories"),
+        ("reshape: inventory fields", Command::Reshape { inventories: vec![reshape_inv(2, 0, &[("VCPU", inv(0))])], allocations: vec![] },
+         "Invalid inventory for 'VCPU' on resource provider '00000000-0000-0000-0000-00000000a002': total 0 is not between 1 and 2147483647."),
+        ("reshape: allocations", Command::Reshape { inventories: vec![], allocations: vec![write(cons(2), &[(1, "VCPU", 0)])] }, "Invalid allocation of 0 VCPU"),
+    ];
+    for (what, command, text) in rows {
+        let before: Vec<_> = s.records().collect();
+        expect_err(
+            run(&mut s, command),
+            ErrorKind::BadRequest,
+            ErrorCode::Undefined,
+            text,
+        );
+        assert_eq!(
+            s.records().collect::<Vec<_>>(),
+            before,
+            "{what}: nothing written"
+        );
+    }
+    // What the API does build passes: type and ids at their longest, a 1.0-style write.
+    let mut w = write(cons(2), &[(1, "VCPU", 1), (2, "VCPU", 1)]);
+    w.project_id = "p".repeat(255);
+    w.user_id = "u".repeat(255);
+    w.consumer_type = ConsumerTypeWrite::Set("T".repeat(255));
+    put(&mut s, w).expect("valid");
+    // A reshape does not check capacity (Placement's reshaper does not either).
+    let negative = Inventory {
+        reserved: 20,
+        ..inv(10)
+    };
+    let g = gen(&s, 2);
+    run(
+        &mut s,
+        Command::Reshape {
+            inventories: vec![reshape_inv(2, g, &[("VCPU", negative)])],
+            allocations: vec![write(cons(2), &[(1, "VCPU", 1)])],
+        },
+    )
+    .expect("reshape with capacity < 0");
+}
+
+// ---- No overflow, no wrap ------------------------------------------------------------------
+
+/// Amounts from a client may be as large as `i64::MAX` (the API maps any larger JSON number
+/// to it): apply answers them like any amount that is too large, without overflowing.
+#[test]
+fn amounts_up_to_i64_max_never_overflow() {
+    let max = i64::MAX;
     let mut s = state_with(&[(1, vec![("VCPU", inv(10))])]);
-    put(&mut s, write(cons(1), &[(1, "VCPU", 3), (1, "VCPU", 4)])).expect("fits");
-    let c = s.consumer(&cons(1)).expect("consumer");
-    assert_eq!(c.allocations.len(), 1);
-    assert_eq!(s.usage(&rp(1), "VCPU"), 7);
+    put(&mut s, write(cons(1), &[(1, "VCPU", 4)])).expect("seed");
+    // Above max_unit: the constraints refuse it, as Placement does for 2147483648 and up.
+    for amount in [MAX_INT + 1, max] {
+        expect_err(
+            put(&mut s, write(cons(2), &[(1, "VCPU", amount)])),
+            ErrorKind::Conflict,
+            ErrorCode::Undefined,
+            CONSTRAINTS,
+        );
+    }
+    // At max_unit: the capacity refuses it.
     expect_err(
-        put(&mut s, write(cons(2), &[(1, "VCPU", 2), (1, "VCPU", 2)])),
+        put(&mut s, write(cons(2), &[(1, "VCPU", MAX_INT)])),
         ErrorKind::Conflict,
         ErrorCode::Undefined,
         CAPACITY,
     );
+
+    // A record no command can write any more (an older version's, or restored), so large
+    // that sums of amounts leave i64: refused as exceeding the capacity, never wrapped.
+    let huge = Inventory {
+        max_unit: max,
+        allocation_ratio: 4.0,
+        ..inv(max)
+    };
+    set_inventory(&mut s, 1, "VCPU", huge);
+    put(&mut s, write(cons(1), &[(1, "VCPU", max - 4)])).expect("fits an i64");
+    for command in [
+        Command::WriteAllocations {
+            consumers: vec![write(cons(2), &[(1, "VCPU", max)])],
+        },
+        Command::WriteAllocations {
+            consumers: vec![
+                write(cons(2), &[(1, "VCPU", max)]),
+                write(cons(3), &[(1, "VCPU", max)]),
+            ],
+        },
+        Command::Reshape {
+            inventories: vec![],
+            allocations: vec![write(cons(2), &[(1, "VCPU", 5)])],
+        },
+    ] {
+        let before: Vec<_> = s.records().collect();
+        expect_err(
+            run(&mut s, command),
+            ErrorKind::Conflict,
+            ErrorCode::Undefined,
+            CAPACITY,
+        );
+        assert_eq!(s.records().collect::<Vec<_>>(), before);
+    }
+    assert_eq!(s.usage(&rp(1), "VCPU"), max - 4);
+    // Replacing the holder's own allocation releases it first: max fits.
+    put(&mut s, write(cons(1), &[(1, "VCPU", max)])).expect("replace");
+    assert_eq!(s.usage(&rp(1), "VCPU"), max);
+}
+
+/// Sets a generation directly (no sequence of commands gets there in a test's time).
+fn force_provider_generation(s: &mut State, n: u128, generation: u32) {
+    let mut p = s.provider(&rp(n)).cloned().expect("provider exists");
+    p.generation = generation;
+    s.commit(&[Change::Provider(rp(n), Some(p))]);
+}
+
+fn force_consumer_generation(s: &mut State, c: Uuid, generation: u32) {
+    let mut rec = s.consumer(&c).cloned().expect("consumer exists");
+    rec.generation = generation;
+    s.commit(&[Change::Consumer(c, Some(rec))]);
+}
+
+#[test]
+fn generations_at_u32_max_are_refused_not_wrapped() {
+    let mut s = state_with(&[(1, vec![("VCPU", inv(10))]), (2, vec![("VCPU", inv(10))])]);
+    let c = cons(1);
+    put(&mut s, write(c, &[(1, "VCPU", 1)])).expect("seed");
+
+    // A consumer at u32::MAX cannot be rewritten; it can be emptied, and starts over.
+    force_consumer_generation(&mut s, c, u32::MAX);
+    let before: Vec<_> = s.records().collect();
+    let exhausted = "consumer generation conflict: the generation of consumer \
+                     00000000-0000-0000-0000-00000000c001 is at its maximum (4294967295)";
+    expect_err(
+        put(
+            &mut s,
+            with_gen(write(c, &[(1, "VCPU", 2)]), Some(u32::MAX)),
+        ),
+        ErrorKind::Conflict,
+        ErrorCode::ConcurrentUpdate,
+        exhausted,
+    );
+    expect_err(
+        run(
+            &mut s,
+            Command::Reshape {
+                inventories: vec![],
+                allocations: vec![write(c, &[(2, "VCPU", 1)])],
+            },
+        ),
+        ErrorKind::Conflict,
+        ErrorCode::ConcurrentUpdate,
+        exhausted,
+    );
+    assert_eq!(s.records().collect::<Vec<_>>(), before, "nothing written");
+    put(&mut s, with_gen(write(c, &[]), Some(u32::MAX))).expect("empty it");
+    put(&mut s, with_gen(write(c, &[(1, "VCPU", 1)]), None)).expect("start over");
+    assert_eq!(cgen(&s, c), Some(1));
+
+    // A provider at u32::MAX cannot be named in a write or a reshape; others are untouched.
+    force_provider_generation(&mut s, 2, u32::MAX);
+    let before: Vec<_> = s.records().collect();
+    let exhausted = "resource provider generation conflict: the generation of resource \
+                     provider 00000000-0000-0000-0000-00000000a002 is at its maximum \
+                     (4294967295) and cannot change any more";
+    expect_err(
+        put(&mut s, write(cons(2), &[(1, "VCPU", 1), (2, "VCPU", 1)])),
+        ErrorKind::Conflict,
+        ErrorCode::ConcurrentUpdate,
+        exhausted,
+    );
+    for inventories in [
+        vec![reshape_inv(2, u32::MAX, &[("VCPU", inv(20))])],
+        vec![reshape_inv(2, u32::MAX, &[])],
+    ] {
+        expect_err(
+            run(
+                &mut s,
+                Command::Reshape {
+                    inventories,
+                    allocations: vec![],
+                },
+            ),
+            ErrorKind::Conflict,
+            ErrorCode::ConcurrentUpdate,
+            exhausted,
+        );
+    }
+    assert_eq!(s.records().collect::<Vec<_>>(), before, "nothing written");
+    // Deleting allocations bumps no provider, so it still works.
+    run(&mut s, Command::DeleteAllocations { consumer: c }).expect("delete");
+    assert_eq!(gen(&s, 2), u32::MAX);
 }
