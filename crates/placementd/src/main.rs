@@ -386,6 +386,11 @@ fn init_tracing() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything a node, a restore or a backup writes holds the cluster's state: readable by
+    // this user only. (Certificates from `placementd cert` choose their own modes.)
+    if !matches!(cli.command, Some(Command::Cert(_))) {
+        private_files();
+    }
     let (name, done) = match cli.command {
         Some(Command::Cluster(args)) => ("cluster", cli::run(args).await),
         Some(Command::Restore(args)) => ("restore", cli::restore(args).await),
@@ -583,7 +588,7 @@ async fn run(args: Args) -> Result<(), String> {
 /// on (RocksDB's, snapshots, backups).
 fn private_data_dir(dir: &std::path::Path) -> Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    private_files();
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -625,6 +630,11 @@ fn private_data_dir(dir: &std::path::Path) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Files created from now on are readable by this user only (umask 077).
+fn private_files() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// Raises the soft open-files limit to the hard one: each port may hold
