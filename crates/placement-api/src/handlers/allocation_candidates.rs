@@ -354,9 +354,12 @@ async fn list<B: Backend>(
              \"resources{N}\" parameter.",
         ));
     }
-    // The search and the serialization of its answer run off the async threads, on a
-    // snapshot of the state: a large answer holds up neither other requests nor writes.
-    st.read_blocking(move |s| {
+    let small = req.stop_after().is_some_and(|n| n <= INLINE_LIMIT);
+    // On a snapshot of the state either way, so writes go on. A small answer (`limit` up to
+    // INLINE_LIMIT, as nova asks) is built right here; a larger one off the async threads,
+    // so that it holds up no other request: the hand-over to a blocking thread costs more
+    // than a small search (about 0.2 ms against 0.15 ms at 10,000 providers).
+    let answer = move |s: &PState| -> Result<Response, ApiError> {
         let cands = search(s, &req).map_err(|e| match e {
             SearchError::UnknownResourceClass(_) => ApiError::bad_request(format!(
                 "Invalid resource class in resources parameter: {e}"
@@ -370,9 +373,16 @@ async fn list<B: Backend>(
             .collect::<Vec<_>>();
         let body = Body::new(&ctx, &req, &cands, &traits);
         Ok(json_response(&ctx, StatusCode::OK, &body, Some(now())))
-    })
-    .await?
+    };
+    if small {
+        st.read(answer).await?
+    } else {
+        st.read_blocking(answer).await?
+    }
 }
+
+/// The largest `limit` whose answer is built on the request's own thread (see `list`).
+pub const INLINE_LIMIT: usize = 1_000;
 
 /// A provider's traits in Placement's database order (by trait id): standard traits first
 /// (their ids come from a one-time sync, in no meaningful order; we use the name), then
