@@ -47,6 +47,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default largest request head: long `allocation_candidates` query strings fit; hyper
 /// needs at least 8 KiB.
 pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 << 10;
+/// Default time connections get to finish their requests after shutdown begins.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (e.g. no file descriptor left) before the next one.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// At most one "connection cap reached" warning this often.
@@ -63,6 +65,9 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     pub handshake_timeout: Duration,
     pub max_head_bytes: usize,
+    /// After shutdown begins, how long requests in flight may take to finish; connections
+    /// still open then are left to the process's exit.
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -75,12 +80,14 @@ impl ServeConfig {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets every
-/// connection finish its request in flight (idle ones close at once) and returns.
+/// connection finish its request in flight (idle ones close at once; at most
+/// [`ServeConfig::drain_timeout`]) and returns.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -119,7 +126,16 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            port = config.name,
+            drain_timeout = ?config.drain_timeout,
+            "connections still open after the drain timeout; not waiting for them"
+        );
+    }
 }
 
 /// Counts connections refused at the cap and warns about them now and then.

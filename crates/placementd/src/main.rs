@@ -510,7 +510,11 @@ async fn run(args: Args) -> Result<(), String> {
     // The peer port is served before waiting for a leader: the election needs it.
     let (peer_stop, peer_stopped) = tokio::sync::oneshot::channel::<()>();
     let peer_server = peer_listener.map(|listener| {
-        let app = placement_raft::peer_router(node.clone()).merge(admin::router(node.clone()));
+        let app = placement_raft::peer_router(node.clone())
+            .merge(admin::router(node.clone()))
+            .layer(axum::middleware::from_fn(
+                placement_net::layers::catch_panic,
+            ));
         tracing::info!(
             peer_listen = ?listener.local_addr().ok(),
             tls = peer_tls.is_some(),
