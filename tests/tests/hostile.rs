@@ -44,6 +44,22 @@ async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Option<u16> {
     }
 }
 
+/// POSTs `body` to `path` on `node`'s peer port and checks the status of the answer
+/// (`None`: no HTTP answer at all, as when the TLS handshake is refused).
+async fn expect_post(
+    http: &reqwest::Client,
+    node: &Node,
+    path: &str,
+    body: Vec<u8>,
+    want: Option<u16>,
+) -> Result<()> {
+    let got = post(http, &peer_url(node, path)?, body).await;
+    if got != want {
+        return Err(format!("POST {path}: {got:?}, expected {want:?}").into());
+    }
+    Ok(())
+}
+
 /// The cluster still serves: a leader is known, and a write through every node works.
 async fn still_serving(cluster: &Cluster) -> Result<()> {
     cluster.leader(LEADER_TIMEOUT).await?;
@@ -145,15 +161,7 @@ async fn without_a_cluster_certificate_nothing_reaches_the_peer_port() -> Result
         None,
         "rogue write answered"
     );
-    assert_eq!(
-        post(
-            &impostor,
-            &peer_url(target, paths::VOTE)?,
-            vote_request(99, 1)
-        )
-        .await,
-        None
-    );
+    expect_post(&impostor, target, paths::VOTE, vote_request(99, 1), None).await?;
 
     // The API port speaks only HTTPS.
     let api = format!("http://127.0.0.1:{}/", target.port());
@@ -188,10 +196,7 @@ async fn a_certificate_of_the_ca_is_not_enough_to_be_a_member() -> Result<()> {
     let add = serde_json::to_vec(
         &json!({"id": 9, "api_addr": "127.0.0.1:1", "peer_addr": "127.0.0.1:2"}),
     )?;
-    assert_eq!(
-        post(&outsider, &peer_url(target, "/admin/members")?, add).await,
-        Some(403)
-    );
+    expect_post(&outsider, target, "/admin/members", add, Some(403)).await?;
     let removed = outsider
         .delete(peer_url(target, "/admin/members/1")?)
         .send()
@@ -209,68 +214,53 @@ async fn a_certificate_of_the_ca_is_not_enough_to_be_a_member() -> Result<()> {
             parent: None,
         },
     );
-    assert_eq!(
-        post(&outsider, &peer_url(target, paths::WRITE)?, write).await,
-        Some(403)
-    );
-    assert_eq!(
-        post(
-            &outsider,
-            &peer_url(target, paths::READ_INDEX)?,
-            encode(&())?
-        )
-        .await,
-        Some(403)
-    );
+    expect_post(&outsider, target, paths::WRITE, write, Some(403)).await?;
+    expect_post(
+        &outsider,
+        target,
+        paths::READ_INDEX,
+        encode(&())?,
+        Some(403),
+    )
+    .await?;
     let change = encode(&MembershipChange::Remove { id: 1 })?;
-    assert_eq!(
-        post(&outsider, &peer_url(target, paths::MEMBERSHIP)?, change).await,
-        Some(403)
-    );
+    expect_post(&outsider, target, paths::MEMBERSHIP, change, Some(403)).await?;
     // Votes and pre-votes from a node that is not a voter.
     for path in [paths::VOTE, paths::PRE_VOTE] {
-        assert_eq!(
-            post(&outsider, &peer_url(target, path)?, vote_request(1_000, 9)).await,
-            Some(403)
-        );
+        expect_post(&outsider, target, path, vote_request(1_000, 9), Some(403)).await?;
     }
 
     // A member's certificate speaks only for its node.
     let node2 = pki.http(Some("node2"), CALL_TIMEOUT)?;
     let target = &cluster.nodes[0];
-    assert_eq!(
-        post(
-            &node2,
-            &peer_url(target, paths::VOTE)?,
-            vote_request(1_000, 3)
-        )
-        .await,
-        Some(403)
-    );
+    expect_post(
+        &node2,
+        target,
+        paths::VOTE,
+        vote_request(1_000, 3),
+        Some(403),
+    )
+    .await?;
     let append = encode(&AppendEntriesRequest::<TypeConfig> {
         vote: Vote::new_committed(1_000, 3),
         prev_log_id: None,
         entries: Vec::new(),
         leader_commit: None,
     })?;
-    assert_eq!(
-        post(&node2, &peer_url(target, paths::APPEND)?, append).await,
-        Some(403)
-    );
+    expect_post(&node2, target, paths::APPEND, append, Some(403)).await?;
 
     // An operator certificate may administer, and is no node.
     let admin = pki.http(Some("admin"), CALL_TIMEOUT)?;
     let status = admin.get(peer_url(target, "/admin/status")?).send().await?;
     assert_eq!(status.status().as_u16(), 200);
-    assert_eq!(
-        post(
-            &admin,
-            &peer_url(target, paths::VOTE)?,
-            vote_request(1_000, 1)
-        )
-        .await,
-        Some(403)
-    );
+    expect_post(
+        &admin,
+        target,
+        paths::VOTE,
+        vote_request(1_000, 1),
+        Some(403),
+    )
+    .await?;
 
     assert_eq!(members_of(&cluster.nodes[2])?, vec![1, 2, 3]);
     still_serving(&cluster).await
@@ -409,10 +399,7 @@ async fn hostile_bytes_on_every_peer_endpoint_fail_safely() -> Result<()> {
     }
     // Larger than any peer message may be: refused without reading it all.
     let oversized = vec![0u8; placement_raft::MAX_PEER_BODY + 1];
-    assert_eq!(
-        post(&member, &peer_url(target, paths::APPEND)?, oversized).await,
-        Some(413)
-    );
+    expect_post(&member, target, paths::APPEND, oversized, Some(413)).await?;
     assert!(answered > 900, "{answered}");
     assert_eq!(members_of(target)?, vec![1, 2, 3]);
     still_serving(&cluster).await
