@@ -626,7 +626,9 @@ fn private_data_dir(dir: &std::path::Path) -> Result<(), String> {
             }
         }
     }
-    if fixed > 0 {
+    // An empty directory made by a script or a test runner with the default umask holds
+    // nothing yet that others could have read: fixed silently.
+    if fixed > 1 || (fixed == 1 && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())) {
         tracing::warn!(
             data_dir = %dir.display(),
             files = fixed,
