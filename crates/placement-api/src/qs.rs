@@ -14,10 +14,22 @@ use crate::util::QueryParams;
 const RESOURCES_FORM: &str = "Badly formed resources parameter. Expected resources query \
                               string parameter in form: ?resources=VCPU:2,MEMORY_MB:1024.";
 
+/// What Python's `int()` makes of a query value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PyInt {
+    Fits(i64),
+    /// Beyond `i64` (Python's integers have no bound): its sign, and its digits without
+    /// leading zeros, as Python would print it.
+    Big {
+        negative: bool,
+        digits: String,
+    },
+}
+
 /// Parses Python's `int()` of a string (surrounding whitespace, a sign, digits, `_` separators).
-fn py_int(s: &str) -> Option<i64> {
+fn py_int(s: &str) -> Option<PyInt> {
     let t = s.trim();
-    let (neg, digits) = match t.strip_prefix('-') {
+    let (negative, digits) = match t.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
@@ -29,12 +41,21 @@ fn py_int(s: &str) -> Option<i64> {
     {
         return None;
     }
-    let v: i64 = digits.replace('_', "").parse().ok()?;
-    Some(if neg { -v } else { v })
+    let digits = digits.replace('_', "");
+    Some(match digits.parse::<i64>() {
+        Ok(v) => PyInt::Fits(if negative { -v } else { v }),
+        Err(_) => PyInt::Big {
+            negative,
+            digits: digits.trim_start_matches('0').to_string(),
+        },
+    })
 }
 
 /// `normalize_resources_qs_param`: `VCPU:2,MEMORY_MB:1024` → classes and amounts, in order
-/// (a repeated class keeps its last amount, at its first position).
+/// (a repeated class keeps its last amount, at its first position). Amounts of any size are
+/// read as Python reads them: one beyond `i64` is taken as `i64::MAX` (no provider has room
+/// for it: an empty answer, as Placement gives), and a negative one beyond it is refused with
+/// its own digits.
 pub fn normalize_resources(qs: &str) -> Result<Vec<(String, i64)>, ApiError> {
     if qs.trim().is_empty() {
         return Err(ApiError::bad_request(format!(
@@ -50,16 +71,27 @@ pub fn normalize_resources(qs: &str) -> Result<Vec<(String, i64)>, ApiError> {
             )));
         }
         let (name, amount) = (parts[0], parts[1]);
-        let Some(n) = py_int(amount) else {
-            return Err(ApiError::bad_request(format!(
-                "Requested resource {name} expected positive integer amount. Got: {amount}."
-            )));
+        let too_small = |got: String| {
+            ApiError::bad_request(format!(
+                "Requested resource {name} requires amount >= 1. Got: {got}."
+            ))
         };
-        if n < 1 {
-            return Err(ApiError::bad_request(format!(
-                "Requested resource {name} requires amount >= 1. Got: {n}."
-            )));
-        }
+        let n = match py_int(amount) {
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "Requested resource {name} expected positive integer amount. Got: {amount}."
+                )))
+            }
+            Some(PyInt::Fits(n)) if n < 1 => return Err(too_small(n.to_string())),
+            Some(PyInt::Fits(n)) => n,
+            Some(PyInt::Big {
+                negative: true,
+                digits,
+            }) => return Err(too_small(format!("-{digits}"))),
+            Some(PyInt::Big {
+                negative: false, ..
+            }) => i64::MAX,
+        };
         match out.iter_mut().find(|(k, _)| k == name) {
             Some(e) => e.1 = n,
             None => out.push((name.to_string(), n)),
@@ -260,6 +292,31 @@ mod tests {
         );
         assert!(normalize_resources("VCPU").is_err());
         assert!(normalize_resources("VCPU:x").is_err());
+    }
+
+    #[test]
+    fn resources_of_any_size() {
+        let ok = |v: &str| normalize_resources(v).map_err(|e| e.detail);
+        assert_eq!(
+            ok("VCPU:100000000000000000000,DISK_GB:1_0"),
+            Ok(vec![("VCPU".into(), i64::MAX), ("DISK_GB".into(), 10)])
+        );
+        assert_eq!(
+            ok("VCPU:-000100000000000000000000"),
+            Err(
+                "Requested resource VCPU requires amount >= 1. Got: -100000000000000000000.".into()
+            )
+        );
+        assert_eq!(
+            ok("VCPU:-9223372036854775808"),
+            Err("Requested resource VCPU requires amount >= 1. Got: -9223372036854775808.".into())
+        );
+        // An earlier bad entry is reported first, as Placement does.
+        assert_eq!(
+            ok("VCPU:x,DISK_GB:-100000000000000000000"),
+            Err("Requested resource VCPU expected positive integer amount. Got: x.".into())
+        );
+        assert_eq!(ok("VCPU:2"), Ok(vec![("VCPU".into(), 2)]));
     }
 
     #[test]

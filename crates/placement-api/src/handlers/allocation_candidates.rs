@@ -207,7 +207,7 @@ fn request_groups(
         };
         let g = &mut groups[i];
         match kind {
-            "resources" => g.resources = super::normalize_resources(val)?,
+            "resources" => g.resources = crate::qs::normalize_resources(val)?,
             "required" => {
                 let (r, f) = qs::normalize_traits_params(ctx, q, suffix)?;
                 g.required_traits = r;

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::schema::{self, Numbers};
-use crate::{qs, util, AppState, Backend};
+use crate::{util, AppState, Backend};
 
 /// Every route of the API.
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
@@ -109,60 +109,6 @@ impl SentGeneration {
     }
 }
 
-/// `qs::normalize_resources` for amounts of any size, as Python's `int()` reads them: an
-/// amount beyond `i64` is taken as `i64::MAX` (no provider has room for it: an empty answer,
-/// as Placement gives), and a negative one beyond it is refused with its own digits.
-pub(crate) fn normalize_resources(value: &str) -> Result<Vec<(String, i64)>, ApiError> {
-    let mut kept: Vec<String> = Vec::new();
-    for entry in value.split(',') {
-        let big = match entry.split_once(':') {
-            Some((name, amount)) if !amount.contains(':') => {
-                big_py_int(amount).map(|big| (name, big))
-            }
-            _ => None,
-        };
-        match big {
-            None => kept.push(entry.to_string()),
-            Some((name, (false, _))) => kept.push(format!("{name}:{}", i64::MAX)),
-            Some((name, (true, digits))) => {
-                // Placement reports the first bad entry: those before this one go first.
-                if !kept.is_empty() {
-                    qs::normalize_resources(&kept.join(","))?;
-                }
-                return Err(ApiError::bad_request(format!(
-                    "Requested resource {name} requires amount >= 1. Got: -{digits}."
-                )));
-            }
-        }
-    }
-    qs::normalize_resources(&kept.join(","))
-}
-
-/// An integer as Python's `int()` reads a query value (`qs::py_int`'s rules: whitespace, a
-/// sign, digits with single `_` between them) that does not fit an `i64`: (negative, digits
-/// without leading zeros).
-fn big_py_int(s: &str) -> Option<(bool, String)> {
-    let t = s.trim();
-    let (negative, digits) = match t.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let well_formed = !digits.is_empty()
-        && !digits.starts_with('_')
-        && !digits.ends_with('_')
-        && !digits.contains("__")
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
-    if !well_formed {
-        return None;
-    }
-    let digits = digits.replace('_', "");
-    if digits.parse::<i64>().is_ok() {
-        return None;
-    }
-    let trimmed = digits.trim_start_matches('0');
-    Some((negative, trimmed.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -197,30 +143,5 @@ mod tests {
         assert_eq!(gens, vec![Some(7), Some(7), None, None, None]);
         assert_eq!(plain_generation(&json!(7.0)), None);
         assert_eq!(plain_generation(&json!(4294967295_u64)), Some(u32::MAX));
-    }
-
-    #[test]
-    fn resources_of_any_size() {
-        let ok = |v: &str| normalize_resources(v).map_err(|e| e.detail);
-        assert_eq!(
-            ok("VCPU:100000000000000000000,DISK_GB:1_0"),
-            Ok(vec![("VCPU".into(), i64::MAX), ("DISK_GB".into(), 10)])
-        );
-        assert_eq!(
-            ok("VCPU:-000100000000000000000000"),
-            Err(
-                "Requested resource VCPU requires amount >= 1. Got: -100000000000000000000.".into()
-            )
-        );
-        assert_eq!(
-            ok("VCPU:-9223372036854775808"),
-            Err("Requested resource VCPU requires amount >= 1. Got: -9223372036854775808.".into())
-        );
-        // An earlier bad entry is reported first, as Placement does.
-        assert_eq!(
-            ok("VCPU:x,DISK_GB:-100000000000000000000"),
-            Err("Requested resource VCPU expected positive integer amount. Got: x.".into())
-        );
-        assert_eq!(ok("VCPU:2"), Ok(vec![("VCPU".into(), 2)]));
     }
 }

@@ -230,7 +230,7 @@ async fn list<B: Backend>(
         }
     }
     if let Some(v) = q.get("resources") {
-        filter.resources = super::normalize_resources(v)?;
+        filter.resources = crate::qs::normalize_resources(v)?;
     }
     let found = st
         .read(|s| {
