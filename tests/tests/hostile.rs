@@ -100,6 +100,18 @@ fn forged_write(at: Timestamp, command: Command) -> Vec<u8> {
     .expect("encode")
 }
 
+/// A forwarded write creating a provider named `forged` (what a test asserts never lands).
+fn forged_provider() -> Vec<u8> {
+    forged_write(
+        Timestamp(1_700_000_000_000_000),
+        Command::CreateProvider {
+            uuid: Uuid::new_v4(),
+            name: "forged".into(),
+            parent: None,
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_a_cluster_certificate_nothing_reaches_the_peer_port() -> Result<()> {
     let cluster = Cluster::start(3).await?;
@@ -147,14 +159,7 @@ async fn without_a_cluster_certificate_nothing_reaches_the_peer_port() -> Result
         None,
         "rogue CA answered"
     );
-    let write = forged_write(
-        Timestamp(1_700_000_000_000_000),
-        Command::CreateProvider {
-            uuid: Uuid::new_v4(),
-            name: "forged".into(),
-            parent: None,
-        },
-    );
+    let write = forged_provider();
     let url = peer_url(target, paths::WRITE)?;
     assert_eq!(
         post(&impostor, &url, write).await,
@@ -206,14 +211,7 @@ async fn a_certificate_of_the_ca_is_not_enough_to_be_a_member() -> Result<()> {
         let got = outsider.get(peer_url(target, path)?).send().await?;
         assert_eq!(got.status().as_u16(), 403, "{path}");
     }
-    let write = forged_write(
-        Timestamp(1_700_000_000_000_000),
-        Command::CreateProvider {
-            uuid: Uuid::new_v4(),
-            name: "forged".into(),
-            parent: None,
-        },
-    );
+    let write = forged_provider();
     expect_post(&outsider, target, paths::WRITE, write, Some(403)).await?;
     expect_post(
         &outsider,
