@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod keystone;
+
 /// Errors of the fixtures; tests just propagate them with `?`.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Result alias used by fixtures and tests.
@@ -677,6 +679,7 @@ pub struct Resp {
     pub status: u16,
     pub body: Value,
     pub text: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Resp {
@@ -687,6 +690,11 @@ impl Resp {
         } else {
             Err(format!("expected HTTP {want}, got {}: {}", self.status, self.text).into())
         }
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The first error's `code` (Placement error shape), if any.
@@ -701,6 +709,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     microversion: String,
+    /// `X-Auth-Token` of every request; `None` sends none.
+    token: Option<String>,
 }
 
 impl Client {
@@ -718,7 +728,16 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             microversion: DEFAULT_MICROVERSION.to_string(),
+            token: Some(ADMIN_TOKEN.to_string()),
         })
+    }
+
+    /// The same client (sharing its connection pool) sending `token` (`None`: no token).
+    pub fn with_token(&self, token: Option<&str>) -> Client {
+        Client {
+            token: token.map(str::to_string),
+            ..self.clone()
+        }
     }
 
     /// The same client (sharing its connection pool) at another microversion.
@@ -737,23 +756,54 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Resp, reqwest::Error> {
+        self.send(method, path, body, &[]).await
+    }
+
+    /// [`Client::request`] without a body and with extra request headers.
+    pub async fn request_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp> {
+        Ok(self.send(method, path, None, headers).await?)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, reqwest::Error> {
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
-            .header("x-auth-token", ADMIN_TOKEN)
             .header(
                 "openstack-api-version",
                 format!("placement {}", self.microversion),
             )
             .header("accept", "application/json");
+        if let Some(token) = &self.token {
+            req = req.header("x-auth-token", token);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Resp { status, body, text })
+        Ok(Resp {
+            status,
+            body,
+            text,
+            headers,
+        })
     }
 
     pub async fn get(&self, path: &str) -> Result<Resp> {

@@ -2,9 +2,9 @@
 //!
 //! 1. **request id** — `req-<uuid4>`, returned in `openstack-request-id` and
 //!    `x-openstack-request-id`, shown in error bodies, and used as `Request.id` for writes;
-//! 2. **noauth2** — no `x-auth-token` → 401 (except `GET /`); the token is `user[:project]`;
-//!    roles come from `x-roles`, or are `admin` for the user `admin`; `x-project-id` wins over
-//!    the token's project; `openstack-system-scope: all` makes the request system-scoped;
+//! 2. **authentication** — [`crate::auth`]: Keystone's word on `x-auth-token` (401 with
+//!    `WWW-Authenticate` without a valid one, 503 when Keystone cannot be asked), or noauth2's
+//!    trust in the client's headers; `GET /` needs no token;
 //! 3. **microversion** — `openstack-api-version: placement X.Y` (or the legacy
 //!    `x-openstack-placement-api-version`), `latest` = 1.39, absent = 1.0; a malformed value is
 //!    400, an out-of-range one 406 (with `min_version`/`max_version` in the error); every
@@ -34,7 +34,9 @@ use http::request::Parts;
 use http::{Method, StatusCode};
 use placement_types::Uuid;
 
+use crate::auth::{AuthError, AuthStrategy};
 use crate::error::{explanation, title, ApiError, ErrorMark};
+use crate::policy::Target;
 use crate::ApiConfig;
 use placement_net::layers::Detail;
 
@@ -128,14 +130,28 @@ fn parse_version(headers: &HeaderMap) -> Result<Microversion, VersionError> {
     Ok(v)
 }
 
-/// Who is calling, per noauth2.
-#[derive(Debug, Clone, Default)]
+/// Who is calling: what Keystone said of the request's token (or what noauth2 made up).
+/// These are oslo.context's policy credentials (`RequestContext.to_policy_values`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: String,
-    /// `None` when system-scoped.
+    pub user_domain_id: Option<String>,
+    /// `None` when the token is not project-scoped (system or domain scope).
     pub project_id: Option<String>,
+    pub project_domain_id: Option<String>,
+    /// The domain of a domain-scoped token.
+    pub domain_id: Option<String>,
+    /// Role names, as Keystone spells them (policy compares them case-insensitively).
     pub roles: Vec<String>,
+    /// A system-scoped token (`system: {all: true}`).
     pub system_scope: bool,
+    /// Keystone's `is_admin_project` (true when Keystone does not say).
+    pub is_admin_project: bool,
+    /// The user of a valid `X-Service-Token`, if one came with the request.
+    pub service_user_id: Option<String>,
+    pub service_project_id: Option<String>,
+    /// The roles of the service token.
+    pub service_roles: Vec<String>,
 }
 
 impl Caller {
@@ -195,19 +211,27 @@ impl Ctx {
     }
 
     /// Checks a policy rule for the caller against the default target (the caller's own
-    /// project); 403 in Placement's words when refused. See [`crate::policy`].
+    /// project and user); 403 in Placement's words when refused. See [`crate::policy`].
     pub fn authorize(&self, rule: &str) -> Result<(), ApiError> {
-        let own = self.caller.as_ref().and_then(|c| c.project_id.clone());
-        self.authorize_for_project(rule, own.as_deref())
+        let target = self.caller.as_ref().map(Target::of).unwrap_or_default();
+        self.authorize_target(rule, &target)
     }
 
     /// Checks a policy rule for a target owned by `project` (`GET /usages` passes the
     /// `project_id` it was asked about).
     pub fn authorize_for_project(&self, rule: &str, project: Option<&str>) -> Result<(), ApiError> {
+        let target = Target {
+            project_id: project.map(str::to_string),
+            user_id: None,
+        };
+        self.authorize_target(rule, &target)
+    }
+
+    fn authorize_target(&self, rule: &str, target: &Target) -> Result<(), ApiError> {
         let allowed = self
             .caller
             .as_ref()
-            .is_some_and(|c| crate::policy::allowed(self.config.policy, rule, c, project));
+            .is_some_and(|c| self.config.policy.enforce(rule, c, target));
         if allowed {
             Ok(())
         } else {
@@ -356,6 +380,33 @@ fn render_error(status: StatusCode, detail: &str, code: &str, env: &ErrorEnv<'_>
     resp
 }
 
+/// A request without a valid token. noauth2 answers in Placement's error shape;
+/// keystonemiddleware with its own JSON body and `WWW-Authenticate`.
+fn unauthorized(strategy: &AuthStrategy, env: &ErrorEnv<'_>) -> Response {
+    let AuthStrategy::Keystone {
+        www_authenticate_uri,
+        ..
+    } = strategy
+    else {
+        return render_error(StatusCode::UNAUTHORIZED, "", "", env);
+    };
+    let body = serde_json::json!({"error": {
+        "code": 401,
+        "title": "Unauthorized",
+        "message": "The request you have made requires authentication.",
+    }});
+    let mut resp = (StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("Keystone uri=\"{www_authenticate_uri}\"")) {
+        h.insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -410,32 +461,18 @@ pub(crate) async fn pipeline(
     }
 
     let mut resp = 'resp: {
-        // noauth2.
-        let caller = match header_str(&headers, "x-auth-token") {
-            None if is_root => None,
-            None => {
-                break 'resp render_error(StatusCode::UNAUTHORIZED, "", "", &env);
-            }
-            Some(token) => {
-                let (user, project) = match token.split_once(':') {
-                    Some((u, p)) if !p.is_empty() => (u, p),
-                    Some((u, _)) => (u, u),
-                    None => (token, token),
-                };
-                let roles: Vec<String> = match header_str(&headers, "x-roles") {
-                    Some(r) => r.split(',').map(|s| s.trim().to_string()).collect(),
-                    None if user == "admin" => vec!["admin".into()],
-                    None => vec![],
-                };
-                let system_scope =
-                    header_str(&headers, "openstack-system-scope").is_some_and(|s| !s.is_empty());
-                let project = header_str(&headers, "x-project-id").unwrap_or(project);
-                Some(Caller {
-                    user_id: user.to_string(),
-                    project_id: (!system_scope).then(|| project.to_string()),
-                    roles,
-                    system_scope,
-                })
+        // Authentication (keystonemiddleware or noauth2, see `crate::auth`).
+        let caller = match crate::auth::authenticate(&config.auth, &headers, is_root).await {
+            Ok(caller) => caller,
+            Err(AuthError::Unauthorized) => break 'resp unauthorized(&config.auth, &env),
+            Err(AuthError::Unavailable(reason)) => {
+                tracing::error!(%reason, "cannot validate a token: Keystone is unavailable");
+                break 'resp render_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The Keystone service is temporarily unavailable.",
+                    "",
+                    &env,
+                );
             }
         };
 
@@ -524,7 +561,7 @@ pub(crate) async fn pipeline(
         h.insert(HeaderName::from_static("x-openstack-request-id"), val);
     }
     if let (Some(cors), Some(origin)) = (&cors, &origin) {
-        if cors.allowed_origins.iter().any(|o| o == origin) {
+        if cors.allows_origin(origin) {
             if let Ok(v) = HeaderValue::from_str(origin) {
                 h.insert("access-control-allow-origin", v);
             }
@@ -597,7 +634,7 @@ fn cors_preflight(
         resp.headers_mut()
             .insert(HeaderName::from_static("x-openstack-request-id"), v);
     }
-    if !cors.allowed_origins.iter().any(|o| o == origin) {
+    if !cors.allows_origin(origin) {
         return resp;
     }
     let method = header_str(headers, "access-control-request-method").unwrap_or("");
@@ -627,6 +664,9 @@ fn cors_preflight(
             "access-control-allow-credentials",
             HeaderValue::from_static("true"),
         );
+    }
+    if let Some(age) = cors.max_age {
+        h.insert("access-control-max-age", HeaderValue::from(age));
     }
     if let Ok(v) = HeaderValue::from_str(method) {
         h.insert("access-control-allow-methods", v);

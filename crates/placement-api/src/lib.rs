@@ -6,8 +6,8 @@
 //!
 //! # How a request flows (for handler authors)
 //!
-//! 1. [`context::pipeline`] (one middleware, see [`context`]) assigns the request id, does
-//!    noauth2, negotiates the microversion, checks `content-length`/`content-type`, and puts
+//! 1. [`context::pipeline`] (one middleware, see [`context`]) assigns the request id,
+//!    authenticates the caller ([`auth`]: Keystone or noauth2), negotiates the microversion, checks `content-length`/`content-type`, and puts
 //!    a [`Ctx`] into the request. Afterwards it renders every 4xx/5xx in Placement's error
 //!    shape and adds `openstack-api-version`, `vary` and the request-id headers.
 //! 2. A handler is an axum handler generic over the backend, taking what it needs among:
@@ -37,9 +37,8 @@
 //! axum::Router<AppState<B>>`; [`router`] merges them. A path belongs to exactly one module
 //! (axum answers 405 with `allow` for other methods on a known path, 404 for unknown paths).
 //!
-//! # Left out (for now)
-//! Keystone tokens (only noauth2), policy files (only the three modes of [`PolicyMode`]).
 
+pub mod auth;
 pub mod backend;
 pub mod context;
 pub mod error;
@@ -56,10 +55,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use placement_net::layers;
 
+pub use auth::{AuthError, AuthFuture, AuthStrategy, Authenticate};
 pub use backend::{Backend, BackendError, LocalBackend};
 pub use context::{Ctx, Microversion};
 pub use error::ApiError;
-pub use policy::PolicyMode;
+pub use policy::{Policy, PolicyError, PolicyOptions};
 pub use util::QueryParams;
 
 /// Default number of requests served at once; more are answered 503 with `Retry-After`.
@@ -81,8 +81,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub struct ApiConfig {
     /// Largest request body accepted; larger bodies get 413.
     pub max_body_bytes: usize,
-    /// How policy rules are enforced.
-    pub policy: PolicyMode,
+    /// How callers are authenticated (`[api] auth_strategy`).
+    pub auth: AuthStrategy,
+    /// Placement's policy rules: defaults, `enforce_new_defaults`, the policy file.
+    pub policy: Arc<Policy>,
     /// Cross-origin resource sharing; `None` disables it (preflights then get 405).
     pub cors: Option<CorsConfig>,
     /// Requests served at once; more get 503.
@@ -95,7 +97,18 @@ pub struct ApiConfig {
     /// Take the scheme of `Location` from `X-Forwarded-Proto` (oslo.middleware's
     /// `enable_proxy_headers_parsing`): only behind a proxy that sets it.
     pub enable_proxy_headers_parsing: bool,
+    /// `[placement] randomize_allocation_candidates`: under `limit`, return a random sample
+    /// of the candidates instead of the first ones (spreads load when many hosts fit).
+    pub randomize_allocation_candidates: bool,
+    /// `[placement] incomplete_consumer_project_id`: the project recorded for consumers
+    /// written without one (before microversion 1.8).
+    pub incomplete_consumer_project_id: String,
+    /// `[placement] incomplete_consumer_user_id`: likewise for the user.
+    pub incomplete_consumer_user_id: String,
 }
+
+/// Placement's default `incomplete_consumer_project_id` and `incomplete_consumer_user_id`.
+pub const INCOMPLETE_CONSUMER_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Default of [`ApiConfig::max_allocation_candidates`]. Placement's default is unlimited,
 /// and a few granular groups over a wide tree then multiply into hundreds of megabytes; nova
@@ -107,26 +120,34 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            policy: PolicyMode::Legacy,
+            auth: AuthStrategy::Noauth2,
+            policy: Arc::new(Policy::defaults(true)),
             cors: None,
             max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_allocation_candidates: Some(DEFAULT_MAX_ALLOCATION_CANDIDATES),
             enable_proxy_headers_parsing: false,
+            randomize_allocation_candidates: false,
+            incomplete_consumer_project_id: INCOMPLETE_CONSUMER_ID.into(),
+            incomplete_consumer_user_id: INCOMPLETE_CONSUMER_ID.into(),
         }
     }
 }
 
 impl ApiConfig {
     /// The configuration Placement's test fixture of this name runs with (the conformance
-    /// suite passes it as `$CONFORMANCE_FIXTURE`): `SecureRBACPolicyFixture` → secure RBAC,
-    /// `OpenPolicyFixture` → open policy, `CORSFixture` → CORS for
-    /// `http://valid.example.com`, anything else → the defaults.
+    /// suite passes it as `$CONFORMANCE_FIXTURE`): `SecureRBACPolicyFixture` → the new policy
+    /// defaults, `OpenPolicyFixture` → open policy, `CORSFixture` → CORS for
+    /// `http://valid.example.com`, anything else → the legacy (deprecated) policy defaults,
+    /// as Placement's functional tests run.
     pub fn for_conformance_fixture(fixture: &str) -> Self {
-        let mut c = ApiConfig::default();
+        let mut c = ApiConfig {
+            policy: Arc::new(Policy::defaults(false)),
+            ..ApiConfig::default()
+        };
         match fixture {
-            "SecureRBACPolicyFixture" => c.policy = PolicyMode::SecureRbac,
-            "OpenPolicyFixture" => c.policy = PolicyMode::Open,
+            "SecureRBACPolicyFixture" => c.policy = Arc::new(Policy::defaults(true)),
+            "OpenPolicyFixture" => c.policy = Arc::new(Policy::open()),
             "CORSFixture" => {
                 c.cors = Some(CorsConfig {
                     allowed_origins: vec!["http://valid.example.com".into()],
@@ -143,6 +164,7 @@ impl ApiConfig {
 /// CORS settings (oslo.middleware's `[cors]` options).
 #[derive(Debug, Clone)]
 pub struct CorsConfig {
+    /// Origins allowed (exactly as the browser sends them); `*` allows any.
     pub allowed_origins: Vec<String>,
     /// Request headers a preflight may ask for (case-insensitive).
     pub allow_headers: Vec<String>,
@@ -150,6 +172,15 @@ pub struct CorsConfig {
     /// Response headers exposed to the browser.
     pub expose_headers: Vec<String>,
     pub allow_credentials: bool,
+    /// Seconds a browser may cache a preflight answer (`Access-Control-Max-Age`).
+    pub max_age: Option<u64>,
+}
+
+impl CorsConfig {
+    /// Whether requests from `origin` may be shared with it.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == origin || o == "*")
+    }
 }
 
 impl Default for CorsConfig {
@@ -162,6 +193,7 @@ impl Default for CorsConfig {
                 .to_vec(),
             expose_headers: Vec::new(),
             allow_credentials: true,
+            max_age: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::Router;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use placement_api::{router, ApiConfig, Backend, LocalBackend};
+use placement_api::{router, ApiConfig, Backend, LocalBackend, Policy};
 use placement_types::{Command, Inventory, Request as Proposal, Timestamp, Uuid};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -76,7 +76,13 @@ async fn app() -> Router {
         },
     )
     .await;
-    router(backend, ApiConfig::default())
+    // Placement's functional tests run with the legacy policy defaults, where the admin
+    // token may reshape (the new defaults keep reshaping to the service role).
+    let config = ApiConfig {
+        policy: Arc::new(Policy::defaults(false)),
+        ..ApiConfig::default()
+    };
+    router(backend, config)
 }
 
 async fn call(

@@ -179,8 +179,17 @@ async fn policy_modes() {
             .0,
         StatusCode::OK
     );
+    // The legacy defaults are oslo.policy's "new rule OR deprecated rule": the service
+    // role still passes, a member does not.
+    let legacy = || ApiConfig::for_conformance_fixture("APIFixture");
     assert_eq!(
-        call_with(ApiConfig::default(), "GET", "/resource_providers", &service)
+        call_with(legacy(), "GET", "/resource_providers", &service)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call_with(legacy(), "GET", "/resource_providers", &member)
             .await
             .0,
         StatusCode::FORBIDDEN

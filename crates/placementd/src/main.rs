@@ -52,23 +52,22 @@ mod admin;
 mod backend;
 mod cert;
 mod cli;
+mod config;
 mod health;
+mod policy_cmd;
+mod settings;
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use clap::Parser;
-use placement_api::{ApiConfig, CorsConfig, PolicyMode};
-use placement_net::{TlsPaths, TlsRole, TlsSource};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use placement_raft::{NodeConfig, NodeId, PeerNode, PlacementNode};
-use tracing_subscriber::EnvFilter;
 
 use crate::backend::RaftBackend;
+use crate::settings::{Args, InitialClusterState, Settings};
 
 /// OpenStack Placement API, replicated with Raft. With no subcommand, runs a node.
 #[derive(Debug, Parser)]
@@ -97,247 +96,8 @@ enum Command {
     Restore(cli::RestoreArgs),
     /// Create a cluster CA and issue node and operator certificates (PEM files).
     Cert(cert::CertArgs),
-}
-
-/// The flags of a running node.
-#[derive(Debug, clap::Args)]
-struct Args {
-    /// Address of the Placement REST API.
-    #[arg(long, env = "PLACEMENTD_LISTEN", default_value = "127.0.0.1:8778")]
-    listen: SocketAddr,
-
-    /// Data directory (Raft log, state, snapshots); created if missing.
-    #[arg(long, env = "PLACEMENTD_DATA_DIR", default_value = "./placementd-data")]
-    data_dir: PathBuf,
-
-    /// This node's Raft id (≥ 1). Bound to the data directory at first start; never reuse
-    /// the id of a node whose data was lost.
-    #[arg(long, env = "PLACEMENTD_NODE_ID", default_value_t = 1,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    node_id: u64,
-
-    /// Address of the peer port (Raft RPCs, snapshots, forwarded writes, read indexes).
-    /// Defaults to 127.0.0.1:8779 when --initial-cluster is given; a one-node cluster opens
-    /// no peer port unless this is set.
-    #[arg(long, env = "PLACEMENTD_PEER_LISTEN")]
-    peer_listen: Option<SocketAddr>,
-
-    /// The initial members, the same list on every member: `ID=API_ADDR@PEER_ADDR` separated
-    /// by commas, e.g. `1=10.0.0.1:8778@10.0.0.1:8779,2=...,3=...`. The lowest id
-    /// initializes the cluster on its first start; the others join it.
-    #[arg(long, env = "PLACEMENTD_INITIAL_CLUSTER")]
-    initial_cluster: Option<String>,
-
-    /// `new`: the members of --initial-cluster form a new cluster (the lowest id initializes
-    /// it). `existing`: this node joins a running cluster; on a fresh data directory it waits
-    /// until a member adds it (`placementd cluster add`). --initial-cluster must then name at
-    /// least this node (its addresses).
-    #[arg(long, env = "PLACEMENTD_INITIAL_CLUSTER_STATE", value_enum,
-          default_value_t = InitialClusterState::New)]
-    initial_cluster_state: InitialClusterState,
-
-    /// Build a snapshot and compact the Raft log after this many applied entries.
-    #[arg(long, env = "PLACEMENTD_SNAPSHOT_EVERY",
-          default_value_t = placement_raft::SNAPSHOT_EVERY_ENTRIES,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    snapshot_every: u64,
-
-    /// `linearizable` (default): every read first confirms with the leader that it sees every
-    /// write acknowledged before it (ReadIndex), on any node. `stale`: reads answer from what
-    /// this node has applied, without that round trip; a follower may briefly miss a write
-    /// acknowledged by another node. Writes are linearizable either way.
-    #[arg(long, env = "PLACEMENTD_READ_CONSISTENCY", value_enum,
-          default_value_t = ReadConsistency::Linearizable)]
-    read_consistency: ReadConsistency,
-
-    /// How Placement's policy rules are enforced: `legacy` (the deprecated defaults: admin
-    /// only), `secure-rbac` (the new defaults: admin, service, project reader) or `open`
-    /// (every rule but admin_api allows anyone; for tests only).
-    #[arg(long, env = "PLACEMENTD_POLICY", value_enum, default_value_t = Policy::Legacy)]
-    policy: Policy,
-
-    /// An origin allowed to make cross-origin requests (CORS); repeat for several. CORS is
-    /// off when none is given.
-    #[arg(
-        long = "cors-allowed-origin",
-        env = "PLACEMENTD_CORS_ALLOWED_ORIGINS",
-        value_delimiter = ','
-    )]
-    cors_allowed_origins: Vec<String>,
-
-    /// A request header a CORS preflight may ask for; repeat for several.
-    #[arg(
-        long = "cors-allow-header",
-        env = "PLACEMENTD_CORS_ALLOW_HEADERS",
-        value_delimiter = ','
-    )]
-    cors_allow_headers: Vec<String>,
-
-    /// PEM certificate of this node from the cluster CA, naming `node<ID>` (and the
-    /// addresses it is reached at). With --peer-key and --peer-ca, the peer port accepts only
-    /// mutual TLS from holders of certificates of that CA, and this node calls the others
-    /// the same way.
-    #[arg(long, env = "PLACEMENTD_PEER_CERT", requires_all = ["peer_key", "peer_ca"])]
-    peer_cert: Option<PathBuf>,
-
-    /// PEM private key of --peer-cert.
-    #[arg(long, env = "PLACEMENTD_PEER_KEY", requires_all = ["peer_cert", "peer_ca"])]
-    peer_key: Option<PathBuf>,
-
-    /// PEM certificate(s) of the cluster CA.
-    #[arg(long, env = "PLACEMENTD_PEER_CA", requires_all = ["peer_cert", "peer_key"])]
-    peer_ca: Option<PathBuf>,
-
-    /// PEM certificate chain for HTTPS on the REST API (it may be the peer certificate).
-    #[arg(long, env = "PLACEMENTD_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "PLACEMENTD_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-
-    /// Open connections per port; one more is closed at once.
-    #[arg(long, env = "PLACEMENTD_MAX_CONNECTIONS",
-          default_value_t = placement_net::serve::DEFAULT_MAX_CONNECTIONS as u64,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    max_connections: u64,
-
-    /// Seconds a client has to send a request's headers (after connecting or after the
-    /// previous response: idle keep-alive connections close after it too).
-    #[arg(long, env = "PLACEMENTD_HEADER_TIMEOUT",
-          default_value_t = placement_net::serve::DEFAULT_HEADER_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    header_timeout: u64,
-
-    /// API requests served at once; more are answered 503 with Retry-After.
-    #[arg(long, env = "PLACEMENTD_MAX_REQUESTS_IN_FLIGHT",
-          default_value_t = placement_api::DEFAULT_MAX_REQUESTS_IN_FLIGHT as u64,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    max_requests_in_flight: u64,
-
-    /// Seconds an API request may take before it is answered 503.
-    #[arg(long, env = "PLACEMENTD_REQUEST_TIMEOUT",
-          default_value_t = placement_api::DEFAULT_REQUEST_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    request_timeout: u64,
-
-    /// Generate at most this many allocation candidates per request, before `limit`
-    /// (Placement's `[placement] max_allocation_candidates`); -1: no bound.
-    #[arg(long, env = "PLACEMENTD_MAX_ALLOCATION_CANDIDATES",
-          default_value_t = placement_api::DEFAULT_MAX_ALLOCATION_CANDIDATES as i64,
-          value_parser = clap::value_parser!(i64).range(-1..),
-          allow_negative_numbers = true)]
-    max_allocation_candidates: i64,
-
-    /// Take the scheme of `Location` headers from `X-Forwarded-Proto` (set it behind a
-    /// proxy that terminates TLS; oslo.middleware's `enable_proxy_headers_parsing`).
-    #[arg(long, env = "PLACEMENTD_ENABLE_PROXY_HEADERS_PARSING")]
-    enable_proxy_headers_parsing: bool,
-}
-
-/// `--read-consistency` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ReadConsistency {
-    Linearizable,
-    Stale,
-}
-
-/// `--initial-cluster-state` values (etcd's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum InitialClusterState {
-    New,
-    Existing,
-}
-
-/// How long a node joining a running cluster waits to be added before it gives up (an
-/// operator runs `placementd cluster add` after starting it).
-const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// `--policy` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Policy {
-    Legacy,
-    SecureRbac,
-    Open,
-}
-
-impl Args {
-    /// The API configuration these flags describe.
-    fn api_config(&self) -> ApiConfig {
-        let policy = match self.policy {
-            Policy::Legacy => PolicyMode::Legacy,
-            Policy::SecureRbac => PolicyMode::SecureRbac,
-            Policy::Open => PolicyMode::Open,
-        };
-        let cors = (!self.cors_allowed_origins.is_empty()).then(|| CorsConfig {
-            allowed_origins: self.cors_allowed_origins.clone(),
-            allow_headers: self.cors_allow_headers.clone(),
-            ..CorsConfig::default()
-        });
-        ApiConfig {
-            policy,
-            cors,
-            max_requests_in_flight: usize::try_from(self.max_requests_in_flight)
-                .unwrap_or(usize::MAX),
-            request_timeout: std::time::Duration::from_secs(self.request_timeout),
-            max_allocation_candidates: usize::try_from(self.max_allocation_candidates).ok(),
-            enable_proxy_headers_parsing: self.enable_proxy_headers_parsing,
-            ..ApiConfig::default()
-        }
-    }
-
-    /// How a port is served: TLS, and the connection limits of these flags.
-    fn serve_config(
-        &self,
-        name: &'static str,
-        tls: Option<Arc<TlsSource>>,
-    ) -> placement_net::ServeConfig {
-        let mut config = placement_net::ServeConfig::new(name, tls);
-        config.max_connections = usize::try_from(self.max_connections).unwrap_or(usize::MAX);
-        config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
-        config
-    }
-
-    /// The peer port's TLS, from --peer-cert/--peer-key/--peer-ca.
-    fn peer_tls(&self) -> Result<Option<Arc<TlsSource>>, String> {
-        let (Some(cert), Some(key), Some(ca)) = (&self.peer_cert, &self.peer_key, &self.peer_ca)
-        else {
-            return Ok(None);
-        };
-        let paths = TlsPaths {
-            cert: cert.clone(),
-            key: key.clone(),
-            ca: Some(ca.clone()),
-        };
-        let tls =
-            TlsSource::load("peer", paths, TlsRole::Peer).map_err(|e| format!("peer TLS: {e}"))?;
-        let expected = placement_net::Identity::Node(self.node_id);
-        if tls.identity() != expected {
-            return Err(format!(
-                "peer TLS: {} names {}, but this is node {} (its certificate must name {})",
-                cert.display(),
-                tls.identity(),
-                self.node_id,
-                placement_net::node_name(self.node_id)
-            ));
-        }
-        Ok(Some(tls))
-    }
-
-    /// The API port's TLS, from --tls-cert/--tls-key.
-    fn api_tls(&self) -> Result<Option<Arc<TlsSource>>, String> {
-        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
-            return Ok(None);
-        };
-        let paths = TlsPaths {
-            cert: cert.clone(),
-            key: key.clone(),
-            ca: None,
-        };
-        TlsSource::load("api", paths, TlsRole::Api)
-            .map(Some)
-            .map_err(|e| format!("API TLS: {e}"))
-    }
+    /// Placement's policy rules: `placementd policy defaults` prints a sample policy file.
+    Policy(policy_cmd::PolicyArgs),
 }
 
 /// The peer port when `--initial-cluster` is given without `--peer-listen`.
@@ -368,33 +128,27 @@ fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<NodeId, PeerNode>, Strin
     Ok(members)
 }
 
-/// The default log filter when `RUST_LOG` is not set. openraft is verbose at info level
-/// about routine elections and snapshots, so it gets warnings only.
-const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
-
-fn init_tracing() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a human at a terminal; log files and journald get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
+/// How long a node joining a running cluster waits to be added before it gives up (an
+/// operator runs `placementd cluster add` after starting it).
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // Everything a node, a restore or a backup writes holds the cluster's state: readable by
     // this user only. (Certificates from `placementd cert` choose their own modes.)
-    if !matches!(cli.command, Some(Command::Cert(_))) {
+    if !matches!(cli.command, Some(Command::Cert(_) | Command::Policy(_))) {
         private_files();
     }
     let (name, done) = match cli.command {
         Some(Command::Cluster(args)) => ("cluster", cli::run(args).await),
         Some(Command::Restore(args)) => ("restore", cli::restore(args).await),
         Some(Command::Cert(args)) => ("cert", cert::run(args)),
+        Some(Command::Policy(args)) => ("policy", policy_cmd::run(args)),
         None => ("", Ok(())),
     };
     if !name.is_empty() {
@@ -406,9 +160,21 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let args = cli.serve;
-    init_tracing();
-    match run(args).await {
+    // The config file is read before logging is set up (it says how to log): its errors go
+    // to stderr as they are.
+    let settings = match Settings::resolve(cli.serve, &matches) {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("placementd: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(message) = settings.init_tracing() {
+        eprintln!("placementd: {message}");
+        return ExitCode::FAILURE;
+    }
+    settings.log_notes();
+    match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("placementd: {message}");
@@ -417,13 +183,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(settings: Settings) -> Result<(), String> {
+    let args: &Args = &settings.args;
     private_data_dir(&args.data_dir)?;
     raise_open_files_limit();
     let peer_tls = args.peer_tls()?;
     let api_tls = args.api_tls()?;
     placement_net::tls::spawn_reloader(peer_tls.iter().chain(&api_tls).cloned().collect());
-    let api_config = args.api_config();
+    let api_config = settings.api_config()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -533,7 +300,7 @@ async fn run(args: Args) -> Result<(), String> {
     let app = health::router(node.clone()).merge(placement_api::router(
         Arc::new(RaftBackend {
             node: node.clone(),
-            stale_reads: args.read_consistency == ReadConsistency::Stale,
+            stale_reads: settings.stale_reads(),
         }),
         api_config,
     ));
@@ -711,6 +478,65 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.node_id, 2);
         assert!(Cli::try_parse_from(["placementd", "cluster", "remove", "x"]).is_err());
+    }
+
+    /// Parses a command line and resolves it against the config file it names.
+    fn resolve(args: &[&str]) -> Result<crate::settings::Settings, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        crate::settings::Settings::resolve(cli.serve, &matches)
+    }
+
+    #[test]
+    fn the_config_file_fills_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf = dir.path().join("placement.conf");
+        std::fs::write(
+            &conf,
+            "[api]\nauth_strategy = noauth2\n[placementd]\nnode_id = 3\n\
+             listen = 127.0.0.1:9000\ndata_dir = data\nsnapshot_every = 7\n",
+        )
+        .expect("write");
+        let conf = conf.display().to_string();
+        let s = resolve(&["placementd", "--config-file", &conf]).expect("resolves");
+        assert_eq!(s.args.node_id, 3);
+        assert_eq!(s.args.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(
+            s.args.data_dir,
+            dir.path().join("data"),
+            "relative to the file"
+        );
+        assert_eq!(s.args.snapshot_every, 7);
+        let s = resolve(&[
+            "placementd",
+            "--config-file",
+            &conf,
+            "--listen",
+            "127.0.0.1:9001",
+            "--node-id",
+            "1",
+        ])
+        .expect("resolves");
+        assert_eq!(s.args.listen.to_string(), "127.0.0.1:9001", "the flag wins");
+        assert_eq!(s.args.node_id, 1);
+        assert_eq!(s.args.snapshot_every, 7);
+    }
+
+    #[test]
+    fn peer_tls_split_between_flags_and_file_must_be_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf = dir.path().join("placement.conf");
+        std::fs::write(
+            &conf,
+            "[api]\nauth_strategy = noauth2\n[placementd]\npeer_ca = ca.pem\n",
+        )
+        .expect("write");
+        let conf = conf.display().to_string();
+        let e = resolve(&["placementd", "--config-file", &conf]).expect_err("refused");
+        assert!(e.contains("peer_cert, peer_key and peer_ca"), "{e}");
     }
 
     #[test]

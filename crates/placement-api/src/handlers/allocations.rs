@@ -43,12 +43,6 @@ use crate::schema::Numbers;
 use crate::util::{empty, json_response, now};
 use crate::{ApiError, AppState, Backend};
 
-/// Placement's default `incomplete_consumer_project_id`: the project of consumers written
-/// before microversion 1.8, which carried none.
-pub(crate) const INCOMPLETE_CONSUMER_PROJECT_ID: &str = "00000000-0000-0000-0000-000000000000";
-/// Placement's default `incomplete_consumer_user_id`.
-pub(crate) const INCOMPLETE_CONSUMER_USER_ID: &str = "00000000-0000-0000-0000-000000000000";
-
 pub(crate) const UUID_PATTERN: &str = "^[0-9a-fA-F-]{36}$";
 pub(crate) const RC_PATTERN: &str = "^[A-Z0-9_]+$";
 const CONSUMER_TYPE_PATTERN: &str = RC_PATTERN;
@@ -320,9 +314,9 @@ fn consumer_write(
     let write = ConsumerWrite {
         consumer,
         project_id: str_field(body, "project_id")
-            .unwrap_or_else(|| INCOMPLETE_CONSUMER_PROJECT_ID.to_string()),
+            .unwrap_or_else(|| ctx.config.incomplete_consumer_project_id.clone()),
         user_id: str_field(body, "user_id")
-            .unwrap_or_else(|| INCOMPLETE_CONSUMER_USER_ID.to_string()),
+            .unwrap_or_else(|| ctx.config.incomplete_consumer_user_id.clone()),
         generation,
         consumer_type: consumer_type_write(ctx, body),
         allocations,
