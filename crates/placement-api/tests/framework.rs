@@ -214,3 +214,74 @@ async fn policy_modes() {
         StatusCode::OK
     );
 }
+
+/// An identity service that knows one token, or is down.
+#[derive(Debug)]
+struct OneToken {
+    down: bool,
+}
+
+impl placement_api::Authenticate for OneToken {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a str,
+        _service_token: Option<&'a str>,
+    ) -> placement_api::AuthFuture<'a> {
+        let answer = if self.down {
+            Err(placement_api::AuthError::Unavailable(
+                "connection refused".into(),
+            ))
+        } else if token == "good" {
+            Ok(placement_api::context::Caller {
+                user_id: "u".into(),
+                project_id: Some("p".into()),
+                roles: vec!["admin".into()],
+                ..Default::default()
+            })
+        } else {
+            Err(placement_api::AuthError::Unauthorized)
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+fn keystone(down: bool) -> ApiConfig {
+    ApiConfig {
+        auth: placement_api::AuthStrategy::Keystone {
+            validator: Arc::new(OneToken { down }),
+            www_authenticate_uri: "https://keystone.example.com/v3".into(),
+        },
+        ..ApiConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn keystone_answers_as_keystonemiddleware_does() {
+    let good = [("x-auth-token", "good")];
+    let (s, _) = call_with(keystone(false), "GET", "/resource_providers", &good).await;
+    assert_eq!(s, StatusCode::OK);
+    for headers in [&[("x-auth-token", "bad")][..], &[][..]] {
+        let (s, h) = call_with(keystone(false), "GET", "/resource_providers", headers).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            h["www-authenticate"],
+            "Keystone uri=\"https://keystone.example.com/v3\""
+        );
+        assert!(h.contains_key("openstack-request-id"));
+    }
+    // The legacy header name of the token is read too.
+    let (s, _) = call_with(
+        keystone(false),
+        "GET",
+        "/resource_providers",
+        &[("x-storage-token", "good")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, h) = call_with(keystone(true), "GET", "/resource_providers", &good).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!h.contains_key("www-authenticate"));
+    // The root needs neither a token nor Keystone.
+    let (s, _) = call_with(keystone(true), "GET", "/", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+}
