@@ -74,6 +74,8 @@ enum VersionError {
 }
 
 /// The value the client asked for, as microversion_parse finds it.
+/// Several values (repeated headers, or one with commas) are read in order and the last one
+/// for `placement` wins, as microversion_parse's dict of service → version does.
 fn requested_version(headers: &HeaderMap) -> Option<String> {
     let mut standard: Vec<String> = Vec::new();
     for v in headers.get_all(STANDARD_HEADER) {
@@ -81,13 +83,17 @@ fn requested_version(headers: &HeaderMap) -> Option<String> {
             standard.extend(s.split(',').map(|p| p.trim().to_string()));
         }
     }
+    let mut found = None;
     for item in standard {
         let mut it = item.split_whitespace();
         if let (Some(service), Some(version)) = (it.next(), it.next()) {
             if service.eq_ignore_ascii_case(SERVICE_TYPE) {
-                return Some(version.to_string());
+                found = Some(version.to_string());
             }
         }
+    }
+    if found.is_some() {
+        return found;
     }
     let legacy: Vec<&str> = headers
         .get_all(LEGACY_HEADER)
@@ -340,7 +346,7 @@ fn render_error(status: StatusCode, detail: &str, code: &str, env: &ErrorEnv<'_>
             let mut e = serde_json::Map::new();
             e.insert("status".into(), status.as_u16().into());
             e.insert("title".into(), title.into());
-            e.insert("detail".into(), format!("{expl}\n\n {detail} ").into());
+            e.insert("detail".into(), json_detail(&expl, detail).into());
             if let Some(v) = env.version {
                 if v >= (Microversion {
                     major: 1,
@@ -378,6 +384,24 @@ fn render_error(status: StatusCode, detail: &str, code: &str, env: &ErrorEnv<'_>
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     resp
+}
+
+/// The `detail` of a JSON error as webob builds it: its HTML body template
+/// (`${explanation}<br /><br />\n${detail}\n`) through `webob.exc.strip_tags`, which folds
+/// line breaks into spaces, turns `<br>` into a line break and drops anything tag-like. So a
+/// multi-line message (a schema error) reads on one line, as clients that show only the
+/// last line of `detail` (osc-placement) expect.
+fn json_detail(explanation: &str, detail: &str) -> String {
+    static BR: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(?is)<br.*?>").expect("a valid pattern"));
+    static TAG: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(?s)<.*?>").expect("a valid pattern"));
+    let body = format!("{explanation}<br /><br />\n{detail}\n")
+        .replace('\n', " ")
+        .replace('\r', "");
+    let body = BR.replace_all(&body, "\n");
+    let body = body.replace("<!--", "").replace("-->", "");
+    TAG.replace_all(&body, "").into_owned()
 }
 
 /// A request without a valid token. noauth2 answers in Placement's error shape;
@@ -769,6 +793,41 @@ mod tests {
         assert_eq!(
             ok(&[("openstack-api-version", "placement pony.horse")]),
             "400 invalid version string: pony.horse"
+        );
+        // The last value for placement wins, in one header or across repeated ones.
+        assert_eq!(
+            ok(&[
+                ("openstack-api-version", "placement 1.5"),
+                ("openstack-api-version", "placement 1.20")
+            ]),
+            "1.20"
+        );
+        assert_eq!(
+            ok(&[("openstack-api-version", "placement 1.2, placement 1.3")]),
+            "1.3"
+        );
+    }
+
+    #[test]
+    fn json_details_read_as_webob_strips_them() {
+        let expl = "The server could not comply with the request since it is either malformed \
+                    or otherwise incorrect.";
+        assert_eq!(
+            json_detail(expl, "No such resource class."),
+            format!("{expl}\n\n No such resource class. ")
+        );
+        // A multi-line schema error reads on one line.
+        assert_eq!(
+            json_detail(
+                expl,
+                "JSON does not validate: 'abc' is not a 'uuid'\n\nFailed validating"
+            ),
+            format!("{expl}\n\n JSON does not validate: 'abc' is not a 'uuid'  Failed validating ")
+        );
+        // Anything tag-like goes, as webob's strip_tags drops it.
+        assert_eq!(
+            json_detail(expl, "name <b>x</b>\r"),
+            format!("{expl}\n\n name x ")
         );
     }
 
