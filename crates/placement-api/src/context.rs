@@ -8,7 +8,8 @@
 //! 3. **microversion** — `openstack-api-version: placement X.Y` (or the legacy
 //!    `x-openstack-placement-api-version`), `latest` = 1.39, absent = 1.0; a malformed value is
 //!    400, an out-of-range one 406 (with `min_version`/`max_version` in the error); every
-//!    response after this step carries `openstack-api-version` and `vary`;
+//!    response after this step carries `openstack-api-version`, and `vary` unless it is an
+//!    error (Placement raises errors past the middleware that adds `vary`);
 //! 4. **content-length** — `content-length` that is not an integer → 400; > 0 without a
 //!    `content-type` → 400 (`PlacementHandler.__call__`);
 //! 5. the handler, which sees a [`Ctx`] (extract it as a handler argument);
@@ -573,12 +574,17 @@ pub(crate) async fn pipeline(
             }
         }
     }
+    // Placement's microversion middleware adds `vary` only to what a handler returns; an
+    // error is raised past it and gets the version header alone.
+    let raised = resp.status().is_client_error() || resp.status().is_server_error();
     let h = resp.headers_mut();
     if let Some(v) = env.version {
         if let Ok(val) = HeaderValue::from_str(&format!("{SERVICE_TYPE} {v}")) {
             h.insert(HeaderName::from_static(STANDARD_HEADER), val);
         }
-        h.insert(VARY, HeaderValue::from_static(STANDARD_HEADER));
+        if !raised {
+            h.insert(VARY, HeaderValue::from_static(STANDARD_HEADER));
+        }
     }
     if let Ok(val) = HeaderValue::from_str(&rid) {
         h.insert(HeaderName::from_static("openstack-request-id"), val.clone());

@@ -53,6 +53,22 @@ async fn root_needs_no_token_and_has_version_headers() {
 }
 
 #[tokio::test]
+async fn errors_carry_the_version_but_no_vary() {
+    let headers = [
+        ("x-auth-token", "admin"),
+        ("openstack-api-version", "placement 1.39"),
+    ];
+    let missing = "/resource_providers/2a5c8a5e-3b2c-4f0a-9f3a-0d3c1f4b5e6a";
+    let (s, h, _) = call("GET", missing, &headers, "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(h["openstack-api-version"], "placement 1.39");
+    assert!(!h.contains_key("vary"), "{h:?}");
+    let (s, h, _) = call("GET", "/resource_providers", &headers, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["vary"], "openstack-api-version");
+}
+
+#[tokio::test]
 async fn unknown_path_wrong_method_no_token() {
     let (s, _, j) = call(
         "GET",
