@@ -255,3 +255,54 @@ async fn flags_override_the_file_and_the_file_overrides_the_defaults() -> Result
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_changed_policy_file_takes_effect_on_sighup_and_a_broken_one_changes_nothing(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "{}\n")?;
+    let conf = dir.path().join("placement.conf");
+    std::fs::write(
+        &conf,
+        "[api]\nauth_strategy = noauth2\n[oslo_policy]\npolicy_file = policy.yaml\n",
+    )?;
+    let mut node = Node::start().await?;
+    node.set_more_args(&["--config-file", &conf.display().to_string()]);
+    node.restart().await?;
+    let member = node.client()?.with_token(Some("alice:p1"));
+    let list = || {
+        member.request_with_headers(
+            reqwest::Method::GET,
+            "/resource_providers",
+            &[("x-roles", "member,reader")],
+        )
+    };
+    assert_eq!(list().await?.status, 403, "the defaults: members may not");
+    let rule = "placement:resource_providers:list";
+    let sighup = |pid: u32| {
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+    };
+    std::fs::write(&policy, format!("\"{rule}\": \"role:member\"\n"))?;
+    sighup(node.pid().ok_or("node runs")?)?;
+    let t0 = Instant::now();
+    while list().await?.status != 200 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the new rule applies"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(&policy, format!("\"{rule}\": \"role:member or (\"\n"))?;
+    sighup(node.pid().ok_or("node runs")?)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        list().await?.status,
+        200,
+        "a broken file keeps the last good policy"
+    );
+    assert!(node.log_tail().contains("policy file not reloaded"));
+    Ok(())
+}

@@ -238,7 +238,7 @@ impl Ctx {
         let allowed = self
             .caller
             .as_ref()
-            .is_some_and(|c| self.config.policy.enforce(rule, c, target));
+            .is_some_and(|c| self.config.policy.current().enforce(rule, c, target));
         if allowed {
             Ok(())
         } else {

@@ -59,7 +59,7 @@ pub use auth::{AuthError, AuthFuture, AuthStrategy, Authenticate};
 pub use backend::{Backend, BackendError, LocalBackend};
 pub use context::{Ctx, Microversion};
 pub use error::ApiError;
-pub use policy::{Policy, PolicyError, PolicyOptions};
+pub use policy::{LivePolicy, Policy, PolicyError, PolicyOptions};
 pub use util::QueryParams;
 
 /// Default number of requests served at once; more are answered 503 with `Retry-After`.
@@ -83,8 +83,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How callers are authenticated (`[api] auth_strategy`).
     pub auth: AuthStrategy,
-    /// Placement's policy rules: defaults, `enforce_new_defaults`, the policy file.
-    pub policy: Arc<Policy>,
+    /// Placement's policy rules: defaults, `enforce_new_defaults`, the policy file (read
+    /// again when it changes, see [`LivePolicy`]).
+    pub policy: Arc<LivePolicy>,
     /// Cross-origin resource sharing; `None` disables it (preflights then get 405).
     pub cors: Option<CorsConfig>,
     /// Requests served at once; more get 503.
@@ -121,7 +122,7 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             auth: AuthStrategy::Noauth2,
-            policy: Arc::new(Policy::defaults(true)),
+            policy: Arc::new(LivePolicy::fixed(Policy::defaults(true))),
             cors: None,
             max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -142,12 +143,14 @@ impl ApiConfig {
     /// as Placement's functional tests run.
     pub fn for_conformance_fixture(fixture: &str) -> Self {
         let mut c = ApiConfig {
-            policy: Arc::new(Policy::defaults(false)),
+            policy: Arc::new(LivePolicy::fixed(Policy::defaults(false))),
             ..ApiConfig::default()
         };
         match fixture {
-            "SecureRBACPolicyFixture" => c.policy = Arc::new(Policy::defaults(true)),
-            "OpenPolicyFixture" => c.policy = Arc::new(Policy::open()),
+            "SecureRBACPolicyFixture" => {
+                c.policy = Arc::new(LivePolicy::fixed(Policy::defaults(true)))
+            }
+            "OpenPolicyFixture" => c.policy = Arc::new(LivePolicy::fixed(Policy::open())),
             "CORSFixture" => {
                 c.cors = Some(CorsConfig {
                     allowed_origins: vec!["http://valid.example.com".into()],

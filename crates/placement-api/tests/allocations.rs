@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::Router;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use placement_api::{router, ApiConfig, Backend, LocalBackend, Policy};
+use placement_api::{router, ApiConfig, Backend, LivePolicy, LocalBackend, Policy};
 use placement_types::{Command, Inventory, Request as Proposal, Timestamp, Uuid};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -79,7 +79,7 @@ async fn app() -> Router {
     // Placement's functional tests run with the legacy policy defaults, where the admin
     // token may reshape (the new defaults keep reshaping to the service role).
     let config = ApiConfig {
-        policy: Arc::new(Policy::defaults(false)),
+        policy: Arc::new(LivePolicy::fixed(Policy::defaults(false))),
         ..ApiConfig::default()
     };
     router(backend, config)

@@ -191,6 +191,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let api_tls = args.api_tls()?;
     placement_net::tls::spawn_reloader(peer_tls.iter().chain(&api_tls).cloned().collect());
     let api_config = settings.api_config()?;
+    settings::spawn_policy_reloader(api_config.policy.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

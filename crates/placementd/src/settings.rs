@@ -9,13 +9,13 @@
 //! with `noauth2`, one warning says that any token is admin.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-use placement_api::policy::{Policy, PolicyOptions};
+use placement_api::policy::{LivePolicy, PolicyOptions};
 use placement_api::{ApiConfig, AuthStrategy, CorsConfig};
 use placement_keystone::{Keystone, KeystoneConfig};
 use placement_net::{TlsPaths, TlsRole, TlsSource};
@@ -450,7 +450,7 @@ impl Settings {
     }
 
     /// The policy: defaults chosen by `enforce_new_defaults`, overridden by the policy file.
-    fn policy(&self) -> Result<Policy, String> {
+    fn policy(&self) -> Result<LivePolicy, String> {
         let oslo = self.file.as_ref().map(|f| &f.oslo_policy);
         let configured = self
             .args
@@ -477,7 +477,7 @@ impl Settings {
                 .unwrap_or(true),
             policy_file: configured.or(fallback),
         };
-        let policy = Policy::load(&options).map_err(|e| e.to_string())?;
+        let policy = LivePolicy::load(options.clone()).map_err(|e| e.to_string())?;
         tracing::info!(
             enforce_new_defaults = options.enforce_new_defaults,
             enforce_scope = options.enforce_scope,
@@ -522,6 +522,38 @@ impl Settings {
     pub(crate) fn stale_reads(&self) -> bool {
         self.args.read_consistency == ReadConsistency::Stale
     }
+}
+
+/// How often the policy file is checked for changes.
+const POLICY_POLL: Duration = Duration::from_secs(10);
+
+/// Reads the policy file again when it changes (checked every [`POLICY_POLL`]) and on
+/// SIGHUP, as oslo.policy re-reads its file; a file that does not load is logged and the
+/// previous policy stays in force.
+pub(crate) fn spawn_policy_reloader(policy: Arc<LivePolicy>) {
+    let Some(file) = policy.file().map(Path::to_path_buf) else {
+        return;
+    };
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).ok();
+        let mut poll = tokio::time::interval(POLICY_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let force = tokio::select! {
+                _ = poll.tick() => false,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
+            };
+            match policy.reload(force) {
+                Ok(true) => tracing::info!(policy_file = %file.display(), "policy reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "policy file not reloaded; the previous policy stays in force"
+                ),
+            }
+        }
+    });
 }
 
 /// Lets the file set what flags and environment left unset.

@@ -67,6 +67,7 @@
 mod check;
 mod defaults;
 mod file;
+mod live;
 #[cfg(test)]
 mod tests;
 
@@ -75,6 +76,7 @@ use std::path::{Path, PathBuf};
 
 pub use defaults::{DeprecatedRule, RuleDefault, Scope};
 pub use file::MAX_FILE_BYTES;
+pub use live::LivePolicy;
 
 use crate::context::Caller;
 use check::{Check, Credential, Env};
