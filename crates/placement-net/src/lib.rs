@@ -24,6 +24,7 @@
 pub mod certs;
 pub mod identity;
 pub mod layers;
+pub mod reload;
 pub mod serve;
 pub mod tls;
 

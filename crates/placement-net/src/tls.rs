@@ -399,30 +399,12 @@ pub fn spawn_reloader(sources: Vec<Arc<TlsSource>>) {
     if sources.is_empty() {
         return;
     }
-    tokio::spawn(async move {
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates reload on file change only");
-                None
-            }
-        };
-        let mut poll = tokio::time::interval(RELOAD_POLL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let force = tokio::select! {
-                _ = poll.tick() => false,
-                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
-                    tracing::info!("SIGHUP: reloading TLS certificates");
-                    true
-                }
-            };
-            for source in &sources {
-                // A few small files: read in place.
-                if let Err(e) = source.reload(force) {
-                    tracing::error!(port = source.name, error = %e,
-                        "TLS certificates not reloaded; the previous ones stay in use");
-                }
+    crate::reload::spawn("TLS certificates", RELOAD_POLL, move |force| {
+        for source in &sources {
+            // A few small files: read in place.
+            if let Err(e) = source.reload(force) {
+                tracing::error!(port = source.name, error = %e,
+                    "TLS certificates not reloaded; the previous ones stay in use");
             }
         }
     });

@@ -534,24 +534,14 @@ pub(crate) fn spawn_policy_reloader(policy: Arc<LivePolicy>) {
     let Some(file) = policy.file().map(Path::to_path_buf) else {
         return;
     };
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = signal(SignalKind::hangup()).ok();
-        let mut poll = tokio::time::interval(POLICY_POLL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let force = tokio::select! {
-                _ = poll.tick() => false,
-                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
-            };
-            match policy.reload(force) {
-                Ok(true) => tracing::info!(policy_file = %file.display(), "policy reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "policy file not reloaded; the previous policy stays in force"
-                ),
-            }
+    placement_net::reload::spawn("the policy file", POLICY_POLL, move |force| {
+        match policy.reload(force) {
+            Ok(true) => tracing::info!(policy_file = %file.display(), "policy reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                "policy file not reloaded; the previous policy stays in force"
+            ),
         }
     });
 }
