@@ -110,11 +110,9 @@ pub(crate) async fn authenticate(
     }
 }
 
+/// A header's value, trimmed (keystonemiddleware strips tokens too).
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+    crate::context::header_str(headers, name).map(str::trim)
 }
 
 /// Placement's `NoAuthMiddleware`.

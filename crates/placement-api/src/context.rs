@@ -227,10 +227,7 @@ impl Ctx {
     /// Checks a policy rule for a target owned by `project` (`GET /usages` passes the
     /// `project_id` it was asked about).
     pub fn authorize_for_project(&self, rule: &str, project: Option<&str>) -> Result<(), ApiError> {
-        let target = Target {
-            project_id: project.map(str::to_string),
-            user_id: None,
-        };
+        let target = project.map(Target::project).unwrap_or_default();
         self.authorize_target(rule, &target)
     }
 
@@ -438,7 +435,7 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
