@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::{free_port, Result};
+use crate::{free_port, wait_until_ok, NotAnswering, Result};
 
 /// Password of the bootstrap `admin` user.
 pub const ADMIN_PASSWORD: &str = "keystone-admin-secret";
@@ -760,36 +760,25 @@ driver = noop
             .pool_max_idle_per_host(0)
             .build()?;
         let url = self.v3_url();
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(format!(
-                        "uWSGI (Keystone) on port {} exited with {status} before it answered; \
-                         logs:\n{}",
-                        self.port,
-                        self.log_tail()
-                    )
-                    .into());
-                }
-            }
-            if let Ok(r) = http.get(&url).send().await {
-                if r.status().as_u16() == 200 {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
+        match wait_until_ok(&http, &url, &mut self.child, READY_TIMEOUT).await? {
+            Ok(()) => Ok(()),
+            Err(NotAnswering::Exited(status)) => Err(format!(
+                "uWSGI (Keystone) on port {} exited with {status} before it answered; \
+                 logs:\n{}",
+                self.port,
+                self.log_tail()
+            )
+            .into()),
+            Err(NotAnswering::TimedOut) => {
                 let tail = self.log_tail();
                 let _ = self.stop();
-                return Err(format!(
+                Err(format!(
                     "Keystone on port {} did not answer GET /v3 within {READY_TIMEOUT:?}; \
                      logs:\n{tail}",
                     self.port
                 )
-                .into());
+                .into())
             }
-            tokio::time::sleep(POLL).await;
         }
     }
 

@@ -92,6 +92,42 @@ pub fn placementd_bin() -> Result<PathBuf> {
     .into())
 }
 
+/// Why a started process never answered.
+#[derive(Debug)]
+pub enum NotAnswering {
+    /// It exited (and `child` was cleared).
+    Exited(std::process::ExitStatus),
+    TimedOut,
+}
+
+/// Polls `GET url` until it answers 200, for at most `timeout`, giving up early when the
+/// process in `child` exits. `Err` only for a failure to ask whether the child runs.
+pub async fn wait_until_ok(
+    http: &reqwest::Client,
+    url: &str,
+    child: &mut Option<Child>,
+    timeout: Duration,
+) -> Result<std::result::Result<(), NotAnswering>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(c) = child.as_mut() {
+            if let Some(status) = c.try_wait()? {
+                *child = None;
+                return Ok(Err(NotAnswering::Exited(status)));
+            }
+        }
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().as_u16() == 200 {
+                return Ok(Ok(()));
+            }
+        }
+        if Instant::now() > deadline {
+            return Ok(Err(NotAnswering::TimedOut));
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
 /// A free loopback port: bind port 0, read the port, release it. Another process may grab
 /// it before placementd binds; [`Node::start`] retries with a new port if that happens.
 pub fn free_port() -> Result<u16> {
@@ -508,33 +544,20 @@ impl Node {
     pub async fn wait_ready(&mut self) -> Result<()> {
         let http = self.http(Duration::from_secs(2))?;
         let url = format!("{}/", self.url());
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(format!(
-                        "placementd on port {} exited with {status} before it was ready; log:\n{}",
-                        self.port,
-                        self.log_tail()
-                    )
-                    .into());
-                }
-            }
-            if let Ok(r) = http.get(&url).send().await {
-                if r.status().as_u16() == 200 {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "placementd on port {} not ready after {READY_TIMEOUT:?}; log:\n{}",
-                    self.port,
-                    self.log_tail()
-                )
-                .into());
-            }
-            tokio::time::sleep(READY_POLL).await;
+        match wait_until_ok(&http, &url, &mut self.child, READY_TIMEOUT).await? {
+            Ok(()) => Ok(()),
+            Err(NotAnswering::Exited(status)) => Err(format!(
+                "placementd on port {} exited with {status} before it was ready; log:\n{}",
+                self.port,
+                self.log_tail()
+            )
+            .into()),
+            Err(NotAnswering::TimedOut) => Err(format!(
+                "placementd on port {} not ready after {READY_TIMEOUT:?}; log:\n{}",
+                self.port,
+                self.log_tail()
+            )
+            .into()),
         }
     }
 }
