@@ -10,8 +10,9 @@
 //! `minItems`, `maxItems`, `uniqueItems`, `minProperties`, `maxProperties`, `anyOf`, `oneOf`.
 //!
 //! Like `jsonschema.validate`, all errors are collected and the *best match* is reported
-//! (shallowest instance path first; `anyOf`/`oneOf` are weak and descend into their most
-//! relevant sub-error). Keywords are checked in the schema's own key order, so schemas must be
+//! (shallowest instance path first, then the greatest path: the last bad item of an array;
+//! `anyOf`/`oneOf` are weak and descend into their most relevant sub-error). Messages are
+//! jsonschema 4.26's (`'' should be non-empty` where older releases said `is too short`). Keywords are checked in the schema's own key order, so schemas must be
 //! written with `serde_json::json!` in the same key order as Placement's Python dicts
 //! (the workspace enables serde_json's `preserve_order`).
 //!
@@ -140,11 +141,13 @@ pub fn validate_numbers(schema: &Value, instance: &Value, numbers: &Numbers) -> 
 /// The best-matching error (`jsonschema.exceptions.best_match`), if any.
 pub fn best_error(schema: &Value, instance: &Value, numbers: &Numbers) -> Option<SchemaError> {
     let errors = iter_errors(schema, instance, numbers);
-    let relevance = |e: &SchemaError| relevance(e, numbers);
     let mut best: Option<SchemaError> = None;
     for e in errors {
         // max(): keep the first among equals.
-        if best.as_ref().is_none_or(|b| relevance(&e) > relevance(b)) {
+        if best
+            .as_ref()
+            .is_none_or(|b| relevance(&e, numbers) > relevance(b, numbers))
+        {
             best = Some(e);
         }
     }
@@ -153,8 +156,10 @@ pub fn best_error(schema: &Value, instance: &Value, numbers: &Numbers) -> Option
         let mut ctx = std::mem::take(&mut best.context);
         // nsmallest(2) keeps the first among equals; stop if the two best tie.
         let mut order: Vec<usize> = (0..ctx.len()).collect();
-        order.sort_by_key(|&i| relevance(&ctx[i]));
-        if order.len() >= 2 && relevance(&ctx[order[0]]) == relevance(&ctx[order[1]]) {
+        order.sort_by(|&i, &j| relevance(&ctx[i], numbers).cmp(&relevance(&ctx[j], numbers)));
+        if order.len() >= 2
+            && relevance(&ctx[order[0]], numbers) == relevance(&ctx[order[1]], numbers)
+        {
             best.context = ctx;
             return Some(best);
         }
@@ -163,11 +168,40 @@ pub fn best_error(schema: &Value, instance: &Value, numbers: &Numbers) -> Option
     Some(best)
 }
 
-/// `by_relevance()`: `(-len(path), not weak, strong, not matches_type)`.
-fn relevance(e: &SchemaError, numbers: &Numbers) -> (i64, bool, bool, bool) {
+/// One step of an instance path as Python compares it: an index as a number, a key as a
+/// string (by code point, which is the order of UTF-8 bytes). Paths compared are of one
+/// length, and where they first differ they have the same parent, so an index never meets a
+/// key (Python would raise `TypeError`).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step<'a> {
+    Index(u64),
+    Key(&'a str),
+}
+
+/// `by_relevance()`'s key: `(-len(path), path, not weak, strong, not matches_type)`.
+///
+/// The path counts (jsonschema 4.26, Placement 16.0's): among errors equally deep, `max`
+/// takes the one with the greatest path, so of several bad items of an array the *last*
+/// is reported (`['a', 'b', 'c']` as aggregates names `'c'`), and of several bad properties
+/// of an object the one whose key sorts last (`total` before `reserved` and `max_unit`),
+/// whatever their order in the body. Errors at one path keep jsonschema's order (the first
+/// wins), which follows the schema's keywords.
+type Relevance<'a> = (i64, Vec<Step<'a>>, bool, bool, bool);
+
+fn relevance<'a>(e: &'a SchemaError, numbers: &Numbers) -> Relevance<'a> {
     let weak = e.validator == "anyOf" || e.validator == "oneOf";
+    let path = e
+        .path
+        .iter()
+        .map(|p| match p {
+            Value::Number(n) => Step::Index(n.as_u64().unwrap_or(0)),
+            Value::String(k) => Step::Key(k.as_str()),
+            _ => Step::Key(""),
+        })
+        .collect();
     (
         -(e.path.len() as i64),
+        path,
         !weak,
         false,
         !matches_type(e, numbers),
@@ -828,10 +862,18 @@ fn check(numbers: &Numbers, schema: &Value, instance: &Value, out: &mut Vec<Sche
                 };
                 let n = py_len(s) as u64;
                 if kw == "minLength" && n < limit {
-                    let msg = format!("{} is too short", numbers.repr(instance));
+                    let msg = format!(
+                        "{} {}",
+                        numbers.repr(instance),
+                        too_few(limit, "is too short")
+                    );
                     out.push(error(kw, msg, schema, instance, vec![]));
                 } else if kw == "maxLength" && n > limit {
-                    let msg = format!("{} is too long", numbers.repr(instance));
+                    let msg = format!(
+                        "{} {}",
+                        numbers.repr(instance),
+                        too_many(limit, "is too long")
+                    );
                     out.push(error(kw, msg, schema, instance, vec![]));
                 }
             }
@@ -841,10 +883,18 @@ fn check(numbers: &Numbers, schema: &Value, instance: &Value, out: &mut Vec<Sche
                 };
                 let n = a.len() as u64;
                 if kw == "minItems" && n < limit {
-                    let msg = format!("{} is too short", numbers.repr(instance));
+                    let msg = format!(
+                        "{} {}",
+                        numbers.repr(instance),
+                        too_few(limit, "is too short")
+                    );
                     out.push(error(kw, msg, schema, instance, vec![]));
                 } else if kw == "maxItems" && n > limit {
-                    let msg = format!("{} is too long", numbers.repr(instance));
+                    let msg = format!(
+                        "{} {}",
+                        numbers.repr(instance),
+                        too_many(limit, "is too long")
+                    );
                     out.push(error(kw, msg, schema, instance, vec![]));
                 }
             }
@@ -854,10 +904,18 @@ fn check(numbers: &Numbers, schema: &Value, instance: &Value, out: &mut Vec<Sche
                 };
                 let n = o.len() as u64;
                 if kw == "minProperties" && n < limit {
-                    let msg = format!("{} does not have enough properties", numbers.repr(instance));
+                    let msg = format!(
+                        "{} {}",
+                        numbers.repr(instance),
+                        too_few(limit, "does not have enough properties")
+                    );
                     out.push(error(kw, msg, schema, instance, vec![]));
                 } else if kw == "maxProperties" && n > limit {
-                    let msg = format!("{} has too many properties", numbers.repr(instance));
+                    let msg = format!(
+                        "{} {}",
+                        numbers.repr(instance),
+                        too_many(limit, "has too many properties")
+                    );
                     out.push(error(kw, msg, schema, instance, vec![]));
                 }
             }
@@ -1005,6 +1063,26 @@ fn check(numbers: &Numbers, schema: &Value, instance: &Value, out: &mut Vec<Sche
 }
 
 /// JSON equality with Python's `1 == 1.0`.
+/// jsonschema 4.23+'s words for a value below a `min*` keyword: `should be non-empty` when
+/// the least is 1, `otherwise` (`is too short` ...) else.
+fn too_few(least: u64, otherwise: &'static str) -> &'static str {
+    if least == 1 {
+        "should be non-empty"
+    } else {
+        otherwise
+    }
+}
+
+/// jsonschema 4.23+'s words for a value above a `max*` keyword: `is expected to be empty`
+/// when the most is 0, `otherwise` (`is too long` ...) else.
+fn too_many(most: u64, otherwise: &'static str) -> &'static str {
+    if most == 0 {
+        "is expected to be empty"
+    } else {
+        otherwise
+    }
+}
+
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
@@ -1136,6 +1214,108 @@ mod tests {
             first_line(&json!({"type": "string"}), &json!({"a": [1, null, 1.5]})),
             "{'a': [1, None, 1.5]} is not of type 'string'"
         );
+    }
+
+    /// Of several errors equally deep, jsonschema 4.26's `best_match` reports the one with the
+    /// greatest instance path: the last bad item of an array, the bad property whose key
+    /// sorts last (not the last in the body). Texts from Placement 16.0.
+    #[test]
+    fn the_greatest_path_wins_among_equally_deep_errors() {
+        // PUT /resource_providers/{uuid}/aggregates at 1.1 with ["a", "b", "c"].
+        let s = json!({"type": "array", "items": {"type": "string", "format": "uuid"}});
+        assert_eq!(
+            validate(&s, &json!(["a", "b", "c"])).expect_err("no uuids"),
+            "'c' is not a 'uuid'\n\nFailed validating 'format' in schema['items']:\n    \
+             {'type': 'string', 'format': 'uuid'}\n\nOn instance[2]:\n    'c'"
+        );
+        assert_eq!(
+            first_line(&s, &json!(["a", "1a0b2c3d-1111-2222-3333-444455556666", 7])),
+            "7 is not of type 'string'"
+        );
+        // Inventories: `total` sorts after `reserved` and `max_unit`, `VCPU` after `DISK_GB`,
+        // in whatever order the body has them.
+        let inv = json!({"type": "object", "properties": {
+            "total": {"type": "integer", "maximum": 2147483647, "minimum": 1},
+            "reserved": {"type": "integer", "maximum": 2147483647, "minimum": 0},
+            "max_unit": {"type": "integer", "maximum": 2147483647, "minimum": 1}}});
+        let s = json!({"type": "object", "properties": {"inventories": {
+            "type": "object", "patternProperties": {"^[A-Z0-9_]+$": inv}}}});
+        for body in [
+            json!({"inventories": {"VCPU": {"max_unit": -1, "total": "x", "reserved": "y"}}}),
+            json!({"inventories": {"VCPU": {"reserved": "y", "total": "x", "max_unit": -1}}}),
+            json!({"inventories": {"VCPU": {"total": "x"}, "DISK_GB": {"total": "y"}}}),
+            json!({"inventories": {"DISK_GB": {"total": "y"}, "VCPU": {"total": "x"}}}),
+        ] {
+            let e = validate(&s, &body).expect_err("bad values");
+            assert!(
+                e.starts_with("'x' is not of type 'integer'")
+                    && e.ends_with("On instance['inventories']['VCPU']['total']:\n    'x'"),
+                "{body}: {e}"
+            );
+        }
+        // A shallower error still comes first, and errors at one path keep the schema's
+        // keyword order.
+        assert_eq!(
+            first_line(&s, &json!({"inventories": 5})),
+            "5 is not of type 'object'"
+        );
+        let s = json!({"type": "string", "minLength": 3, "pattern": "^[a-z]+$"});
+        assert_eq!(first_line(&s, &json!("A")), "'A' is too short");
+    }
+
+    /// jsonschema 4.23+ words an empty value below a least of 1 (or above a most of 0)
+    /// differently (`GET /usages?project_id=&user_id=` at Placement 16.0 answers
+    /// `'' should be non-empty`, the bad `user_id` sorting after `project_id`).
+    #[test]
+    fn size_limits_read_as_jsonschema_4_26() {
+        let id = json!({"type": "string", "minLength": 1, "maxLength": 255});
+        let s = json!({"type": "object", "properties": {"project_id": id, "user_id": id}});
+        assert_eq!(
+            validate(&s, &json!({"project_id": "", "user_id": ""})).expect_err("empty"),
+            "'' should be non-empty\n\nFailed validating 'minLength' in \
+             schema['properties']['user_id']:\n    {'type': 'string', 'minLength': 1, \
+             'maxLength': 255}\n\nOn instance['user_id']:\n    ''"
+        );
+        let cases = [
+            (json!({"minLength": 2}), json!("a"), "'a' is too short"),
+            (
+                json!({"maxLength": 0}),
+                json!("a"),
+                "'a' is expected to be empty",
+            ),
+            (json!({"maxLength": 1}), json!("ab"), "'ab' is too long"),
+            (json!({"minItems": 1}), json!([]), "[] should be non-empty"),
+            (json!({"minItems": 2}), json!([1]), "[1] is too short"),
+            (
+                json!({"maxItems": 0}),
+                json!([1]),
+                "[1] is expected to be empty",
+            ),
+            (json!({"maxItems": 1}), json!([1, 2]), "[1, 2] is too long"),
+            (
+                json!({"minProperties": 1}),
+                json!({}),
+                "{} should be non-empty",
+            ),
+            (
+                json!({"minProperties": 2}),
+                json!({"a": 1}),
+                "{'a': 1} does not have enough properties",
+            ),
+            (
+                json!({"maxProperties": 0}),
+                json!({"a": 1}),
+                "{'a': 1} is expected to be empty",
+            ),
+            (
+                json!({"maxProperties": 1}),
+                json!({"a": 1, "b": 2}),
+                "{'a': 1, 'b': 2} has too many properties",
+            ),
+        ];
+        for (schema, instance, want) in cases {
+            assert_eq!(first_line(&schema, &instance), want, "{schema}");
+        }
     }
 
     #[test]

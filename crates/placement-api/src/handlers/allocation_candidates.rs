@@ -46,11 +46,52 @@ const GROUP_PAT_1_33: &str = "[a-zA-Z0-9_-]{1,64}";
 /// The four group keys, in Placement's schema order.
 const GROUP_KEYS: [&str; 4] = ["resources", "required", "member_of", "in_tree"];
 
-/// The query-string schema of a microversion (`schemas/allocation_candidate.py`).
-fn query_schema(ctx: &Ctx) -> Value {
+/// The query-string schema of a microversion (`schemas/allocation_candidate.py`), its keys in
+/// the order of Placement's dicts (each version a `deepcopy` of the one before, with keys
+/// added at the end and `patternProperties` after `additionalProperties` from 1.25): the
+/// order decides which error is reported first among equals, and how the schema prints.
+pub(crate) fn query_schema(ctx: &Ctx) -> Value {
     let mut props = Map::new();
+    if !ctx.at_least(25) {
+        props.insert("resources".into(), json!({"type": "string"}));
+    }
+    if ctx.at_least(16) {
+        props.insert(
+            "limit".into(),
+            json!({
+                "type": ["integer", "string"],
+                "pattern": "^[1-9][0-9]*$",
+                "minimum": 1,
+                "minLength": 1
+            }),
+        );
+    }
+    if ctx.at_least(25) {
+        props.insert(
+            "group_policy".into(),
+            json!({"type": "string", "enum": ["none", "isolate"]}),
+        );
+    } else {
+        if ctx.at_least(17) {
+            props.insert("required".into(), json!({"type": ["string"]}));
+        }
+        if ctx.at_least(21) {
+            props.insert("member_of".into(), json!({"type": ["string"]}));
+        }
+    }
+    if ctx.at_least(35) {
+        props.insert("root_required".into(), json!({"type": ["string"]}));
+    }
+    if ctx.at_least(36) {
+        props.insert("same_subtree".into(), json!({"type": ["string"]}));
+    }
     let mut schema = Map::new();
     schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), Value::Object(props));
+    if !ctx.at_least(25) {
+        schema.insert("required".into(), json!(["resources"]));
+    }
+    schema.insert("additionalProperties".into(), json!(false));
     if ctx.at_least(25) {
         let pat = if ctx.at_least(33) {
             GROUP_PAT_1_33
@@ -67,39 +108,7 @@ fn query_schema(ctx: &Ctx) -> Value {
             pp.insert(format!("^{k}({pat})?$"), json!({"type": "string"}));
         }
         schema.insert("patternProperties".into(), Value::Object(pp));
-        props.insert(
-            "group_policy".into(),
-            json!({"type": "string", "enum": ["none", "isolate"]}),
-        );
-    } else {
-        props.insert("resources".into(), json!({"type": "string"}));
-        schema.insert("required".into(), json!(["resources"]));
-        if ctx.at_least(17) {
-            props.insert("required".into(), json!({"type": ["string"]}));
-        }
-        if ctx.at_least(21) {
-            props.insert("member_of".into(), json!({"type": ["string"]}));
-        }
     }
-    if ctx.at_least(16) {
-        props.insert(
-            "limit".into(),
-            json!({
-                "type": ["integer", "string"],
-                "pattern": "^[1-9][0-9]*$",
-                "minimum": 1,
-                "minLength": 1
-            }),
-        );
-    }
-    if ctx.at_least(35) {
-        props.insert("root_required".into(), json!({"type": ["string"]}));
-    }
-    if ctx.at_least(36) {
-        props.insert("same_subtree".into(), json!({"type": ["string"]}));
-    }
-    schema.insert("properties".into(), Value::Object(props));
-    schema.insert("additionalProperties".into(), json!(false));
     Value::Object(schema)
 }
 
@@ -754,6 +763,32 @@ mod tests {
             sums.insert(s.uuid.to_string(), v);
         }
         json!({"allocation_requests": areqs, "provider_summaries": sums})
+    }
+
+    fn ctx_at(minor: u32) -> Ctx {
+        Ctx {
+            request_id: Uuid::nil(),
+            version: crate::Microversion { major: 1, minor },
+            caller: None,
+            accept: None,
+            content_type: None,
+            config: Default::default(),
+        }
+    }
+
+    /// The query schema prints (and orders its errors) as Placement's dicts do; the texts
+    /// are Placement 16.0's `detail`s (after `Invalid query string parameters: `, with
+    /// webob's newlines as spaces) for `?resources=VCPU:1&bogus=1`.
+    #[test]
+    fn query_schema_keys_are_in_placements_order() {
+        let bogus = json!({"resources": "VCPU:1", "bogus": "1"});
+        let text = |minor: u32| {
+            crate::schema::validate(&query_schema(&ctx_at(minor)), &bogus)
+                .expect_err("bogus is not allowed")
+                .replace('\n', " ")
+        };
+        assert_eq!(text(39), "'bogus' does not match any of the regexes: '^in_tree([a-zA-Z0-9_-]{1,64})?$', '^member_of([a-zA-Z0-9_-]{1,64})?$', '^required([a-zA-Z0-9_-]{1,64})?$', '^resources([a-zA-Z0-9_-]{1,64})?$'  Failed validating 'additionalProperties' in schema:     {'type': 'object',      'properties': {'limit': {'type': ['integer', 'string'],                               'pattern': '^[1-9][0-9]*$',                               'minimum': 1,                               'minLength': 1},                     'group_policy': {'type': 'string',                                      'enum': ['none', 'isolate']},                     'root_required': {'type': ['string']},                     'same_subtree': {'type': ['string']}},      'additionalProperties': False,      'patternProperties': {'^resources([a-zA-Z0-9_-]{1,64})?$': {'type': 'string'},                            '^required([a-zA-Z0-9_-]{1,64})?$': {'type': 'string'},                            '^member_of([a-zA-Z0-9_-]{1,64})?$': {'type': 'string'},                            '^in_tree([a-zA-Z0-9_-]{1,64})?$': {'type': 'string'}}}  On instance:     {'resources': 'VCPU:1', 'bogus': '1'}");
+        assert_eq!(text(21), "Additional properties are not allowed ('bogus' was unexpected)  Failed validating 'additionalProperties' in schema:     {'type': 'object',      'properties': {'resources': {'type': 'string'},                     'limit': {'type': ['integer', 'string'],                               'pattern': '^[1-9][0-9]*$',                               'minimum': 1,                               'minLength': 1},                     'required': {'type': ['string']},                     'member_of': {'type': ['string']}},      'required': ['resources'],      'additionalProperties': False}  On instance:     {'resources': 'VCPU:1', 'bogus': '1'}");
     }
 
     #[test]

@@ -480,9 +480,10 @@ fn plan_writes(
             continue;
         }
         // One record per provider and class (`validate` refuses a pair named twice, as the
-        // API's bodies cannot name one twice), in a canonical order.
-        let mut allocations: Vec<Allocation> = w.allocations.clone();
-        allocations.sort();
+        // API's bodies cannot name one twice), kept in the order the client wrote them:
+        // Placement answers `GET /allocations/{consumer}` in its rows' insertion order, and
+        // clients compare lists built from that answer.
+        let allocations: Vec<Allocation> = w.allocations.clone();
         if allocations.is_empty() {
             out.push((w.consumer, None));
             continue;

@@ -10,9 +10,10 @@
 //!   aggregate with;
 //! - **several providers** (the unsuffixed group with trees or sharing providers): per class,
 //!   the providers of each tree (plus sharing providers anchored to it) with room; trees that
-//!   have every class are kept, and each combination of one provider per class whose
-//!   providers together carry the required traits (and none carries a forbidden one) is a
-//!   group request. `member_of` there is met by the provider or by its anchor root.
+//!   have every class, and some combination of one provider per class whose providers
+//!   together carry the required traits (and none carries a forbidden one), are kept; each
+//!   such combination is a group request. `member_of` there is met by the provider or by its
+//!   anchor root.
 //!
 //! `None` from [`search_group`] / [`WideContext::new`] is Placement's `ResourceProviderNotFound`:
 //! the whole answer is empty. A group's result is kept per anchor ([`Matches`]); its group
@@ -46,7 +47,8 @@ pub(super) struct Matches {
     /// `false`: each provider alone serves the group (one list); `true`: one list per class
     /// of the group, in request order.
     multi: bool,
-    /// The anchors every list serves, sorted, unique.
+    /// The anchors every list serves (and, for `multi`, where some combination has the
+    /// group's traits), sorted, unique.
     anchors: Vec<Uuid>,
     /// Per list, (anchor, provider) pairs, sorted, unique.
     lists: Vec<Vec<(Uuid, Uuid)>>,
@@ -126,7 +128,15 @@ impl Matches {
             .collect()
     }
 
-    /// The group requests serving one anchor.
+    /// Keeps only the anchors for which `keep` holds, given the providers of each list there.
+    fn retain_anchors(&mut self, mut keep: impl FnMut(&[Vec<Uuid>]) -> bool) {
+        let lists = &self.lists;
+        self.anchors.retain(|anchor| {
+            let per_list: Vec<Vec<Uuid>> = lists.iter().map(|l| providers_for(l, anchor)).collect();
+            keep(&per_list)
+        });
+    }
+
     /// The group's alternatives for one anchor, at most `cap` of them (the bound).
     pub fn areqs(
         &self,
@@ -744,7 +754,69 @@ fn trees_matching_all(
             return Matches::default();
         }
     }
-    Matches::new(true, lists)
+    let mut matches = Matches::new(true, lists);
+    if !(g.required_traits.is_empty() && g.forbidden_traits.is_empty()) {
+        // Placement builds this group's requests before it looks at the next group, checking
+        // the traits of every combination (`_alloc_candidates_multiple_providers`): a tree none
+        // of whose combinations has them serves nothing, and with no tree left the group
+        // matches nothing, which ends the search before later groups (and their unknown
+        // traits) are looked at.
+        matches.retain_anchors(|per_list| some_combination_has_traits(state, g, per_list));
+    }
+    matches
+}
+
+/// Whether some combination of one provider per list meets the group's traits
+/// ([`traits_ok`]), without walking the product: a provider with a forbidden trait never
+/// takes part, and the others count only by which required sets they meet (their
+/// *signature*), so each list reduces to its few distinct signatures, minus those another
+/// signature of the list contains. The walk over the lists' signatures visits each
+/// (list, sets met so far) state once: at most lists × 2^sets of them, in practice a handful.
+pub(super) fn some_combination_has_traits(
+    state: &State,
+    g: &RequestGroup,
+    lists: &[Vec<Uuid>],
+) -> bool {
+    let sets = &g.required_traits;
+    let mut per_list: Vec<Vec<Vec<bool>>> = Vec::with_capacity(lists.len());
+    for list in lists {
+        let mut sigs: BTreeSet<Vec<bool>> = BTreeSet::new();
+        for p in list.iter().filter_map(|u| state.provider(u)) {
+            if has_any_trait(p, &g.forbidden_traits) {
+                continue;
+            }
+            sigs.insert(sets.iter().map(|set| has_any_trait(p, set)).collect());
+        }
+        if sigs.is_empty() {
+            return false;
+        }
+        let all: Vec<Vec<bool>> = sigs.into_iter().collect();
+        let covers = |a: &[bool], b: &[bool]| a.iter().zip(b).all(|(x, y)| *x || !*y);
+        let kept: Vec<Vec<bool>> = all
+            .iter()
+            .filter(|s| !all.iter().any(|o| o != *s && covers(o, s)))
+            .cloned()
+            .collect();
+        per_list.push(kept);
+    }
+    let mut seen: HashSet<(usize, Vec<bool>)> = HashSet::new();
+    let mut stack: Vec<(usize, Vec<bool>)> = vec![(0, vec![false; sets.len()])];
+    while let Some((i, met)) = stack.pop() {
+        if i == per_list.len() {
+            if met.iter().all(|m| *m) {
+                return true;
+            }
+            continue;
+        }
+        if !seen.insert((i, met.clone())) {
+            continue;
+        }
+        for sig in &per_list[i] {
+            let next: Vec<bool> = met.iter().zip(sig).map(|(a, b)| *a || *b).collect();
+            stack.push((i + 1, next));
+        }
+    }
+    false
 }
 
 /// The other half of Placement's `_alloc_candidates_multiple_providers`, for one tree: every
@@ -752,7 +824,12 @@ fn trees_matching_all(
 /// traits.
 /// At most `cap` combinations are kept, after at most `cap` × [`WALK_STEPS_PER_CANDIDATE`]
 /// tried (combinations the traits rule out cost a step too).
-fn combinations(state: &State, g: &RequestGroup, lists: &[Vec<Uuid>], cap: usize) -> Vec<Areq> {
+pub(super) fn combinations(
+    state: &State,
+    g: &RequestGroup,
+    lists: &[Vec<Uuid>],
+    cap: usize,
+) -> Vec<Areq> {
     let mut out = Vec::new();
     if lists.is_empty() || lists.iter().any(|l| l.is_empty()) {
         return out;

@@ -16,8 +16,10 @@
 //! The semantics follow Placement 16.0's `AllocationCandidates.get_by_requests`
 //! (`objects/allocation_candidate.py`, `research_context.py`) step for step, including the
 //! order in which it gives up: a group whose aggregates, `in_tree` provider or resources match
-//! no provider makes the whole answer empty *before* later groups are looked at, so an unknown
-//! trait in a later group is then not reported.
+//! no provider, or whose requests are all ruled out (for the unsuffixed group over trees: no
+//! combination of providers in any tree has its traits), makes the whole answer empty
+//! *before* later groups are looked at, so an unknown trait in a later group is then not
+//! reported.
 //!
 //! # Invariants
 //!

@@ -429,6 +429,93 @@ fn unknown_names_and_early_exits() {
     assert_eq!(search(&s, &r), Ok(Candidates::default()));
 }
 
+/// Placement builds the unsuffixed group's requests (checking the traits of each combination
+/// of providers in a tree) before it looks at the next group: when no combination has the
+/// traits, the answer is empty and a later group's unknown trait is not reported. Found
+/// against Placement 16.0: `resources=VCPU:1,PCI_DEVICE:2&required=CUSTOM_A&resources1=
+/// PCI_DEVICE:2&required1=CUSTOM_NOPE&group_policy=none` answers 200 with no candidates.
+#[test]
+fn a_group_whose_combinations_lack_the_traits_ends_the_search() {
+    type Case = (
+        Vec<BTreeSet<String>>,
+        BTreeSet<String>,
+        Result<usize, SearchError>,
+    );
+    // Tree 1: VCPU on the root (SSE2); PCI_DEVICE on its children 2 (SSE) and 3 (NUMA_ROOT).
+    // Root 5: VCPU and AVX, no PCI_DEVICE.
+    let s = state_of(
+        vec![
+            rp(1, None, 1, &[("VCPU", 1)], &["HW_CPU_X86_SSE2"], &[]),
+            rp(
+                2,
+                Some(1),
+                1,
+                &[("PCI_DEVICE", 3)],
+                &["HW_CPU_X86_SSE"],
+                &[],
+            ),
+            rp(3, Some(1), 1, &[("PCI_DEVICE", 3)], &["HW_NUMA_ROOT"], &[]),
+            rp(5, None, 5, &[("VCPU", 2)], &["HW_CPU_X86_AVX"], &[]),
+        ],
+        vec![],
+    );
+    let traits =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|t| t.to_string()).collect() };
+    let mut unnamed = group("", &[("VCPU", 1), ("PCI_DEVICE", 2)]);
+    let mut unknown = group("1", &[("PCI_DEVICE", 2)]);
+    unknown.required_traits = vec![traits(&["CUSTOM_NOPE"])];
+    let nope = Err(SearchError::UnknownTrait("CUSTOM_NOPE".into()));
+    // (required, forbidden, the answer: candidates or the later group's error)
+    let cases: Vec<Case> = vec![
+        // Tree 1 has every class but not AVX; root 5 has AVX but no PCI_DEVICE.
+        (vec![traits(&["HW_CPU_X86_AVX"])], BTreeSet::new(), Ok(0)),
+        // Every PCI_DEVICE provider of tree 1 has a forbidden trait.
+        (vec![], traits(&["HW_CPU_X86_SSE", "HW_NUMA_ROOT"]), Ok(0)),
+        // SSE and NUMA_ROOT are in tree 1, but on its two PCI_DEVICE providers: never together.
+        (
+            vec![traits(&["HW_CPU_X86_SSE"]), traits(&["HW_NUMA_ROOT"])],
+            BTreeSet::new(),
+            Ok(0),
+        ),
+        (
+            vec![traits(&["HW_NUMA_ROOT"])],
+            traits(&["HW_CPU_X86_SSE"]),
+            nope.clone(),
+        ),
+        // AVX or NUMA_ROOT: child 3 has NUMA_ROOT, so the group matches and group 1's error
+        // is reported.
+        (
+            vec![traits(&["HW_CPU_X86_AVX", "HW_NUMA_ROOT"])],
+            BTreeSet::new(),
+            nope.clone(),
+        ),
+        (vec![], traits(&["HW_NUMA_ROOT"]), nope.clone()),
+        // SSE2 on the root and NUMA_ROOT on child 3: together, they have both.
+        (
+            vec![traits(&["HW_CPU_X86_SSE2"]), traits(&["HW_NUMA_ROOT"])],
+            BTreeSet::new(),
+            nope.clone(),
+        ),
+    ];
+    for (required, forbidden, want) in cases {
+        unnamed.required_traits = required.clone();
+        unnamed.forbidden_traits = forbidden.clone();
+        let mut r = request(vec![unnamed.clone(), unknown.clone()]);
+        r.group_policy = Some(GroupPolicy::None);
+        let got = search(&s, &r).map(|c| c.allocation_requests.len());
+        assert_eq!(got, want, "required {required:?} forbidden {forbidden:?}");
+        r.limit = Some(1);
+        let windowed = search(&s, &r).map(|c| c.allocation_requests.len());
+        assert_eq!(
+            windowed, want,
+            "windowed: required {required:?} forbidden {forbidden:?}"
+        );
+        // Alone, the group's answer agrees: candidates exactly when it matched above.
+        let alone = search(&s, &request(vec![unnamed.clone()])).expect("known traits");
+        assert_eq!(alone.allocation_requests.is_empty(), want == Ok(0));
+    }
+}
+
 /// Under `limit` the trees are searched in windows (one root each in tests); which group
 /// fails first must still be decided over every tree, as without `limit`.
 #[test]
@@ -868,6 +955,40 @@ proptest! {
         for p in &c.provider_summaries {
             prop_assert!(roots.contains(&p.root));
         }
+    }
+
+    /// The shortcut that decides whether a tree has a combination with the group's traits
+    /// agrees with walking every combination (lists of existing providers, as the search
+    /// builds them).
+    #[test]
+    fn the_trait_shortcut_agrees_with_every_combination(
+        gen in proptest::collection::vec(gen_rp(), 1..9),
+        lists in proptest::collection::vec(proptest::collection::vec(0u128..9, 0..4), 1..4),
+        required in proptest::collection::vec(1u8..8, 0..3),
+        forbidden in 0u8..8,
+    ) {
+        let (provs, consumers) = build(&gen);
+        let s = state_of(provs, consumers);
+        let bits = |m: u8| -> BTreeSet<String> {
+            TRAITS
+                .iter()
+                .enumerate()
+                .filter(|(b, _)| m & (1 << b) != 0)
+                .map(|(_, t)| t.to_string())
+                .collect()
+        };
+        let g = RequestGroup {
+            required_traits: required.iter().map(|m| bits(*m)).collect(),
+            forbidden_traits: bits(forbidden),
+            resources: lists.iter().enumerate().map(|(i, _)| (format!("C{i}"), 1)).collect(),
+            ..RequestGroup::default()
+        };
+        let lists: Vec<Vec<Uuid>> = lists
+            .iter()
+            .map(|l| l.iter().map(|n| u(n % gen.len() as u128 + 1)).collect::<BTreeSet<_>>().into_iter().collect())
+            .collect();
+        let walked = !group::combinations(&s, &g, &lists, usize::MAX).is_empty();
+        prop_assert_eq!(group::some_combination_has_traits(&s, &g, &lists), walked);
     }
 
     #[test]
