@@ -13,7 +13,8 @@
 //!   the token's project; `OpenStack-System-Scope: all` makes the request system-scoped.
 //!   Only a missing token is refused (401). Anyone can claim any role: never in a real cloud.
 //!
-//! Either way `GET /` (the version document) needs no token.
+//! Either way the [`PUBLIC_PATHS`] (the version document `GET /` and the OpenAPI document
+//! `GET /openapi.json`) need no token.
 
 use std::fmt;
 use std::future::Future;
@@ -30,6 +31,16 @@ pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 pub const STORAGE_TOKEN_HEADER: &str = "x-storage-token";
 /// The request header with a service's token (a service acting for a user).
 pub const SERVICE_TOKEN_HEADER: &str = "x-service-token";
+
+/// The paths served without a token, under either strategy: the version document (as
+/// Placement's `PlacementKeystoneAuth` lets `/` through) and the OpenAPI document, which
+/// says how to get and send a token. Any method: the others answer 405 without one.
+pub const PUBLIC_PATHS: [&str; 2] = ["/", "/openapi.json"];
+
+/// Whether a request path needs no token (an empty path is `/`).
+pub fn is_public_path(path: &str) -> bool {
+    path.is_empty() || PUBLIC_PATHS.contains(&path)
+}
 
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,11 +89,12 @@ impl fmt::Debug for AuthStrategy {
     }
 }
 
-/// The caller of a request: `Ok(None)` only for `GET /` without a token.
+/// The caller of a request: `Ok(None)` only for a public path ([`is_public_path`]) without a
+/// token (under keystone, a public path is never authenticated, token or not).
 pub(crate) async fn authenticate(
     strategy: &AuthStrategy,
     headers: &HeaderMap,
-    is_root: bool,
+    public: bool,
 ) -> Result<Option<Caller>, AuthError> {
     let token = header(headers, AUTH_TOKEN_HEADER)
         .or_else(|| match strategy {
@@ -90,12 +102,12 @@ pub(crate) async fn authenticate(
             AuthStrategy::Noauth2 => None,
         })
         .filter(|t| !t.is_empty());
-    if is_root && matches!(strategy, AuthStrategy::Keystone { .. }) {
+    if public && matches!(strategy, AuthStrategy::Keystone { .. }) {
         // Placement's `PlacementKeystoneAuth` lets the version document through untouched.
         return Ok(None);
     }
     let Some(token) = token else {
-        return if is_root {
+        return if public {
             Ok(None)
         } else {
             Err(AuthError::Unauthorized)
@@ -200,6 +212,25 @@ mod tests {
                 authenticate(&strategy, &empty, false).await,
                 Err(AuthError::Unauthorized)
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_version_and_openapi_documents_need_no_token() {
+        assert!(is_public_path("/") && is_public_path("") && is_public_path("/openapi.json"));
+        for private in ["/openapi.json/", "/openapi", "/resource_providers", "//"] {
+            assert!(!is_public_path(private), "{private}");
+        }
+        let refused = keystone(Err(AuthError::Unauthorized));
+        for strategy in [AuthStrategy::Noauth2, refused] {
+            for path in PUBLIC_PATHS {
+                let public = is_public_path(path);
+                assert_eq!(
+                    authenticate(&strategy, &HeaderMap::new(), public).await,
+                    Ok(None),
+                    "{strategy:?} {path}"
+                );
+            }
         }
     }
 

@@ -8,10 +8,14 @@
 //! 3. **microversion** — `openstack-api-version: placement X.Y` (or the legacy
 //!    `x-openstack-placement-api-version`), `latest` = 1.39, absent = 1.0; a malformed value is
 //!    400, an out-of-range one 406 (with `min_version`/`max_version` in the error); every
-//!    response after this step carries `openstack-api-version`, and `vary` unless it is an
-//!    error (Placement raises errors past the middleware that adds `vary`);
+//!    response after this step carries `openstack-api-version`, and `vary` when a handler
+//!    returned it: Placement's middleware adds `vary` only to what its handlers return
+//!    (webob errors they raise included), not to what is raised past it (policy refusals,
+//!    uncaught lookups, routing errors, 5xx; see [`ApiError::raised`]);
 //! 4. **content-length** — `content-length` that is not an integer → 400; > 0 without a
-//!    `content-type` → 400 (`PlacementHandler.__call__`);
+//!    `content-type` → 400 (`PlacementHandler.__call__`). hyper would refuse a non-integer
+//!    length before we see the request; `placement_net::head_guard` renames it so it
+//!    arrives here (see `content_length_error`);
 //! 5. the handler, which sees a [`Ctx`] (extract it as a handler argument);
 //! 6. **error rendering** — any 4xx/5xx response (an [`ApiError`] or one of axum's own
 //!    rejections) gets Placement's error body; a 405 gets `allow` in Placement's format.
@@ -39,6 +43,7 @@ use crate::auth::{AuthError, AuthStrategy};
 use crate::error::{explanation, title, ApiError, ErrorMark};
 use crate::policy::Target;
 use crate::ApiConfig;
+use placement_net::head_guard::RENAMED_CONTENT_LENGTH;
 use placement_net::layers::Detail;
 
 /// The oldest microversion served.
@@ -239,9 +244,11 @@ impl Ctx {
         if allowed {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "Policy doesn't allow {rule} to be performed."
-            )))
+            // PolicyNotAuthorized escapes the handler; PlacementHandler turns it into a 403.
+            Err(
+                ApiError::forbidden(format!("Policy doesn't allow {rule} to be performed."))
+                    .raised(),
+            )
         }
     }
 
@@ -439,6 +446,50 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Placement's check of a request's length (`PlacementHandler.__call__`): the message of
+/// the 400 it answers, if any.
+///
+/// A `content-length` hyper would refuse (not digits, or repeated with different values)
+/// arrives renamed to [`RENAMED_CONTENT_LENGTH`] (by `placement_net::head_guard`; hyper read
+/// no body for it), and that header alone is a length that is not an integer, whatever its
+/// value: Placement's `int()` takes a few spellings hyper refuses (`+5`, ` 5`), but a request
+/// whose body hyper did not read cannot be served. `placement_net::serve` closes the
+/// connection after answering it. A client that sends that header itself gets the same 400
+/// and a closed connection; nothing else reads it.
+fn content_length_error(headers: &HeaderMap, content_type: Option<&str>) -> Option<&'static str> {
+    const NOT_INTEGER: &str = "content-length header must be an integer";
+    if headers.contains_key(RENAMED_CONTENT_LENGTH) {
+        return Some(NOT_INTEGER);
+    }
+    let length = headers.get(http::header::CONTENT_LENGTH)?;
+    match length
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    {
+        None => Some(NOT_INTEGER),
+        Some(n) if n > 0 && content_type.is_none_or(str::is_empty) => {
+            Some("content-type header required when content-length > 0")
+        }
+        Some(_) => None,
+    }
+}
+
+/// Whether Placement raises this answer past its microversion middleware rather than
+/// returning it from a handler: every 5xx, axum's own rejections (no route, body too large;
+/// not a wrong method) and the errors handlers mark [`ApiError::raised`]. Errors handlers
+/// return otherwise are `wsgify`'s returned webob exceptions, and get `vary` like successes.
+fn raised_past_middleware(resp: &Response) -> bool {
+    if resp.status().is_server_error() {
+        return true;
+    }
+    match resp.extensions().get::<ErrorMark>() {
+        Some(mark) => mark.raised,
+        // `handle_405` is a WSGI app that returns its answer; an unmatched path is raised.
+        None => resp.status().is_client_error() && resp.status() != StatusCode::METHOD_NOT_ALLOWED,
+    }
+}
+
 /// The pipeline described in the module doc, as an axum middleware.
 pub(crate) async fn pipeline(
     State(config): State<Arc<ApiConfig>>,
@@ -468,7 +519,7 @@ pub(crate) async fn pipeline(
         content_type: content_type.as_deref().unwrap_or("None"),
         method: method.as_str(),
     };
-    let is_root = req.uri().path() == "/" || req.uri().path().is_empty();
+    let public = crate::auth::is_public_path(req.uri().path());
     let tls = req
         .extensions()
         .get::<placement_net::ConnInfo>()
@@ -482,9 +533,12 @@ pub(crate) async fn pipeline(
         }
     }
 
+    // Whether a handler returned the answer: only then does Placement's microversion
+    // middleware add `vary` (an error raised past it gets the version header alone).
+    let mut returned = false;
     let mut resp = 'resp: {
         // Authentication (keystonemiddleware or noauth2, see `crate::auth`).
-        let caller = match crate::auth::authenticate(&config.auth, &headers, is_root).await {
+        let caller = match crate::auth::authenticate(&config.auth, &headers, public).await {
             Ok(caller) => caller,
             Err(AuthError::Unauthorized) => break 'resp unauthorized(&config.auth, &env),
             Err(AuthError::Unavailable(reason)) => {
@@ -521,30 +575,13 @@ pub(crate) async fn pipeline(
         env.version = Some(version);
 
         // Content-length / content-type (PlacementHandler.__call__).
-        if let Some(clen) = headers.get(http::header::CONTENT_LENGTH) {
-            match clen
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-            {
-                None => {
-                    break 'resp render_error(
-                        StatusCode::BAD_REQUEST,
-                        "content-length header must be an integer",
-                        placement_types::ErrorCode::Undefined.as_str(),
-                        &env,
-                    );
-                }
-                Some(n) if n > 0 && raw_ctype.as_deref().is_none_or(|c| c.is_empty()) => {
-                    break 'resp render_error(
-                        StatusCode::BAD_REQUEST,
-                        "content-type header required when content-length > 0",
-                        placement_types::ErrorCode::Undefined.as_str(),
-                        &env,
-                    );
-                }
-                _ => {}
-            }
+        if let Some(message) = content_length_error(&headers, raw_ctype.as_deref()) {
+            break 'resp render_error(
+                StatusCode::BAD_REQUEST,
+                message,
+                placement_types::ErrorCode::Undefined.as_str(),
+                &env,
+            );
         }
 
         req.extensions_mut().insert(Ctx {
@@ -555,7 +592,14 @@ pub(crate) async fn pipeline(
             content_type: content_type.clone(),
             config,
         });
+        // Placement routes only the methods it declares, so HEAD is 405 there; axum would
+        // answer it with the GET handler. A method no route has gets axum's 405 with
+        // `allow` (the detail names the method the client sent, from `env`).
+        if req.method() == Method::HEAD {
+            *req.method_mut() = Method::from_bytes(b"PLACEMENTD-HEAD").unwrap_or(Method::TRACE);
+        }
         let resp = next.run(req).await;
+        returned = !raised_past_middleware(&resp);
         finish(resp, &env)
     };
 
@@ -571,15 +615,12 @@ pub(crate) async fn pipeline(
             }
         }
     }
-    // Placement's microversion middleware adds `vary` only to what a handler returns; an
-    // error is raised past it and gets the version header alone.
-    let raised = resp.status().is_client_error() || resp.status().is_server_error();
     let h = resp.headers_mut();
     if let Some(v) = env.version {
         if let Ok(val) = HeaderValue::from_str(&format!("{SERVICE_TYPE} {v}")) {
             h.insert(HeaderName::from_static(STANDARD_HEADER), val);
         }
-        if !raised {
+        if returned {
             h.insert(VARY, HeaderValue::from_static(STANDARD_HEADER));
         }
     }
@@ -605,6 +646,14 @@ pub(crate) async fn pipeline(
             }
             h.append(VARY, HeaderValue::from_static("Origin"));
         }
+    }
+    if method == Method::HEAD {
+        // webob answers HEAD without generating an error body, so the content type stays
+        // its Response default (hyper sends no body to a HEAD anyway).
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=UTF-8"),
+        );
     }
     resp
 }
@@ -852,6 +901,43 @@ mod tests {
         }
         for bad in ["evil.com/x?", "u@evil.com", "a b", "", "x\\y", "h\"q"] {
             assert!(!is_plain_authority(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_lengths_are_checked_as_placement_does() {
+        let check = |h: &[(&'static str, &'static str)]| {
+            let headers = hv(h);
+            content_length_error(&headers, header_str(&headers, "content-type")).unwrap_or("ok")
+        };
+        let json = ("content-type", "application/json");
+        assert_eq!(check(&[]), "ok");
+        assert_eq!(check(&[("content-length", "0")]), "ok");
+        assert_eq!(check(&[("content-length", "12"), json]), "ok");
+        assert_eq!(
+            check(&[("content-length", "12")]),
+            "content-type header required when content-length > 0"
+        );
+        assert_eq!(
+            check(&[("content-length", "12"), ("content-type", "")]),
+            "content-type header required when content-length > 0"
+        );
+        assert_eq!(
+            check(&[("content-length", "hi mom"), json]),
+            "content-length header must be an integer"
+        );
+        // What hyper would have refused arrives renamed: a 400 whatever the value, with or
+        // without a content-length beside it.
+        for h in [
+            &[(RENAMED_CONTENT_LENGTH, "hi mom"), json][..],
+            &[(RENAMED_CONTENT_LENGTH, "5"), json],
+            &[(RENAMED_CONTENT_LENGTH, ""), ("content-length", "0")],
+        ] {
+            assert_eq!(
+                check(h),
+                "content-length header must be an integer",
+                "{h:?}"
+            );
         }
     }
 

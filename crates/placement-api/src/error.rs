@@ -33,6 +33,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Extra response headers (e.g. `allow` on a 405).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Whether Placement raises this error past its microversion middleware instead of
+    /// returning it from the handler: the answer then has no `vary` (see [`ApiError::raised`]).
+    pub raised: bool,
 }
 
 impl ApiError {
@@ -42,6 +45,7 @@ impl ApiError {
             detail: detail.into(),
             code: ErrorCode::Undefined,
             headers: Vec::new(),
+            raised: false,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -59,6 +63,24 @@ impl ApiError {
     pub fn with_code(mut self, code: ErrorCode) -> Self {
         self.code = code;
         self
+    }
+    /// An error Placement raises outside its handlers' `wsgify` (a policy refusal, a lookup
+    /// whose `NotFound` the handler leaves uncaught, a path no route serves): it passes its
+    /// microversion middleware as an exception, which gets `openstack-api-version` but no
+    /// `vary`. Errors a handler raises as webob exceptions are *returned* by `wsgify` and
+    /// get both.
+    pub fn raised(mut self) -> Self {
+        self.raised = true;
+        self
+    }
+    /// [`ApiError::raised`] if it is a 404: for handlers whose Placement original leaves a
+    /// lookup's `NotFound` uncaught.
+    pub fn raised_if_not_found(self) -> Self {
+        if self.status == StatusCode::NOT_FOUND {
+            self.raised()
+        } else {
+            self
+        }
     }
     /// The 406 `check_accept` raises when the client does not accept JSON.
     pub fn not_acceptable_json() -> Self {
@@ -91,6 +113,8 @@ impl From<BackendError> for ApiError {
 pub(crate) struct ErrorMark {
     pub detail: String,
     pub code: ErrorCode,
+    /// [`ApiError::raised`].
+    pub raised: bool,
 }
 
 impl IntoResponse for ApiError {
@@ -102,6 +126,7 @@ impl IntoResponse for ApiError {
         resp.extensions_mut().insert(ErrorMark {
             detail: self.detail,
             code: self.code,
+            raised: self.raised,
         });
         resp
     }

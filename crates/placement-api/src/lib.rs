@@ -36,6 +36,13 @@
 //! Each module in [`handlers`] exposes `pub(crate) fn routes<B: Backend>() ->
 //! axum::Router<AppState<B>>`; [`router`] merges them. A path belongs to exactly one module
 //! (axum answers 405 with `allow` for other methods on a known path, 404 for unknown paths).
+//! Add the route to [`openapi`]'s operation table too: a test compares the two.
+//!
+//! # The OpenAPI document
+//!
+//! [`openapi::document`] describes the whole API, every microversion, and is served at
+//! `GET /openapi.json` without a token. It is built from the handlers' own request and query
+//! schemas and checked against the routes and the handlers' answers (see [`openapi`]).
 //!
 
 pub mod auth;
@@ -43,6 +50,7 @@ pub mod backend;
 pub mod context;
 pub mod error;
 pub mod handlers;
+pub mod openapi;
 pub mod policy;
 pub mod qs;
 pub mod schema;
@@ -226,7 +234,7 @@ pub fn router<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
     // The limits sit inside the pipeline, so that their 503s and 500s get Placement's error
     // body: shed load first (cheapest), then the deadline, then panics closest to handlers.
     let inner = handlers::routes::<B>()
-        .fallback(|| async { ApiError::not_found("") })
+        .fallback(|| async { ApiError::not_found("").raised() })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(layers::catch_panic))
         .layer(axum::middleware::from_fn_with_state(

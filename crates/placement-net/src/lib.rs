@@ -6,6 +6,9 @@
 //! - **One accept loop for both ports** ([`serve`]): the REST API and the peer port differ
 //!   only in their router, their TLS role and their limits, so every defence (connection
 //!   cap, handshake and header timeouts, head size) is written once.
+//! - **hyper's parser gets the last word, except on one header** ([`head_guard`]): a
+//!   `Content-Length` hyper would refuse with a bare 400 is renamed before hyper reads the
+//!   head, so the API answers it as Placement does; nothing else in the byte stream changes.
 //! - **Identities come from certificates** ([`identity`]): on the peer port every
 //!   connection presents a certificate from the cluster's CA, and the names in it
 //!   (`node<ID>`, `admin`) are what the peer handlers authorize. Nothing a client sends in a
@@ -22,6 +25,7 @@
 //! authenticate with tokens).
 
 pub mod certs;
+pub mod head_guard;
 pub mod identity;
 pub mod layers;
 pub mod reload;

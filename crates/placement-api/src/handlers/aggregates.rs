@@ -52,6 +52,16 @@ static PUT_V1_19: LazyLock<Value> = LazyLock::new(|| {
     })
 });
 
+/// The body schema of `PUT .../aggregates` at the request's microversion (also read by
+/// [`crate::openapi`]).
+pub(crate) fn put_schema(ctx: &Ctx) -> &'static Value {
+    if ctx.at_least(19) {
+        &PUT_V1_19
+    } else {
+        &PUT_V1_1
+    }
+}
+
 fn require_1_1(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.at_least(1) {
         Ok(())
@@ -92,12 +102,7 @@ async fn update<B: Backend>(
     ctx.authorize("placement:resource_providers:aggregates:update")?;
     let with_generation = ctx.at_least(19);
     let p = load_provider(&st, &uuid).await?;
-    let schema: &Value = if with_generation {
-        &PUT_V1_19
-    } else {
-        &PUT_V1_1
-    };
-    let data = extract_json(&body, schema)?.value;
+    let data = extract_json(&body, put_schema(&ctx))?.value;
     let (list, generation) = if with_generation {
         // The generation it equals (`1.0` is 1), if any: one outside u32 matches none.
         let given = generation_value(&data["resource_provider_generation"]);

@@ -228,6 +228,33 @@ static POST_V1_28: LazyLock<Value> = LazyLock::new(|| post_schema(&PUT_V1_28, 1)
 static POST_V1_34: LazyLock<Value> = LazyLock::new(|| post_schema(&PUT_V1_34, 1));
 static POST_V1_38: LazyLock<Value> = LazyLock::new(|| post_schema(&PUT_V1_38, 1));
 
+/// The body schema of `PUT /allocations/{consumer_uuid}` at the request's microversion (also
+/// read by [`crate::openapi`]).
+pub(crate) fn put_body_schema(ctx: &Ctx) -> &'static Value {
+    match ctx.version.minor {
+        0..=7 => &PUT_V1_0,
+        8..=11 => &PUT_V1_8,
+        12..=27 => &PUT_V1_12,
+        28..=33 => &PUT_V1_28,
+        34..=37 => &PUT_V1_34,
+        _ => &PUT_V1_38,
+    }
+}
+
+/// The body schema of `POST /allocations` (1.13+) at the request's microversion (also read
+/// by [`crate::openapi`]).
+pub(crate) fn post_body_schema(ctx: &Ctx) -> &'static Value {
+    if ctx.at_least(38) {
+        &POST_V1_38
+    } else if ctx.at_least(34) {
+        &POST_V1_34
+    } else if ctx.at_least(28) {
+        &POST_V1_28
+    } else {
+        &POST_V1_13
+    }
+}
+
 /// The `allocations` member of a reshape (`POST_ALLOCATIONS_*` with `minProperties: 0`).
 pub(crate) fn reshaper_allocations_schema(ctx: &Ctx) -> Value {
     let per_consumer: &Value = if ctx.at_least(38) {
@@ -552,15 +579,7 @@ async fn set_for_consumer<B: Backend>(
     ctx.authorize("placement:allocations:update")?;
     let uuid = parse_uuid(&consumer)
         .ok_or_else(|| ApiError::bad_request(format!("Malformed consumer_uuid: {consumer}")))?;
-    let schema: &Value = match ctx.version.minor {
-        0..=7 => &PUT_V1_0,
-        8..=11 => &PUT_V1_8,
-        12..=27 => &PUT_V1_12,
-        28..=33 => &PUT_V1_28,
-        34..=37 => &PUT_V1_34,
-        _ => &PUT_V1_38,
-    };
-    let body = extract_json(&body, schema)?;
+    let body = extract_json(&body, put_body_schema(&ctx))?;
     let obj = body.value.as_object().cloned().unwrap_or_default();
     let (mut write, sent) = consumer_write(&ctx, uuid, &obj, &body.numbers)?;
     if !ctx.at_least(12) {
@@ -587,16 +606,7 @@ async fn set_allocations<B: Backend>(
     }
     ctx.require_json()?;
     ctx.authorize("placement:allocations:manage")?;
-    let schema: &Value = if ctx.at_least(38) {
-        &POST_V1_38
-    } else if ctx.at_least(34) {
-        &POST_V1_34
-    } else if ctx.at_least(28) {
-        &POST_V1_28
-    } else {
-        &POST_V1_13
-    };
-    let body = extract_json(&body, schema)?;
+    let body = extract_json(&body, post_body_schema(&ctx))?;
     let consumers = consumer_writes(&ctx, &body.value, &body.numbers)?
         .settle(&st)
         .await?;

@@ -68,7 +68,7 @@ fn record_props() -> Map<String, Value> {
 }
 
 /// `BASE_INVENTORY_SCHEMA` (PUT one class).
-static BASE_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+pub(crate) static BASE_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     json!({
         "type": "object",
         "properties": record_props(),
@@ -78,7 +78,7 @@ static BASE_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
 });
 
 /// `POST_INVENTORY_SCHEMA`.
-static POST_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+pub(crate) static POST_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     let mut props = record_props();
     props.insert(
         "resource_class".into(),
@@ -93,7 +93,7 @@ static POST_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
 });
 
 /// `PUT_INVENTORY_SCHEMA` (replace all).
-static PUT_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+pub(crate) static PUT_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     let record = json!({
         "type": "object",
         "properties": record_props(),
@@ -393,7 +393,9 @@ async fn update<B: Backend>(
                 inventory: inv.clone(),
             },
         )
-        .await?;
+        .await
+        // Placement's update_inventory leaves ResourceClassNotFound uncaught.
+        .map_err(ApiError::raised_if_not_found)?;
     let p = provider_from(outcome, p);
     let inv = p.inventories.get(&rc).cloned().unwrap_or(inv);
     Ok(send_inventory(&ctx, &p, &inv, StatusCode::OK))

@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use http::header::{HeaderValue, LOCATION};
+use http::header::{HeaderValue, CACHE_CONTROL, LOCATION};
 use http::StatusCode;
 use placement_core::query::{providers_matching, ProviderFilter, QueryError};
 use placement_types::{Command, Outcome, ParentUpdate, ResourceProvider, Timestamp, Uuid};
@@ -46,7 +46,8 @@ pub(crate) fn path_uuid(s: &str) -> Option<Uuid> {
     (u.hyphenated().to_string() == s.to_ascii_lowercase()).then_some(u)
 }
 
-/// Reads one provider (after the read barrier); 404 in Placement's words if missing.
+/// Reads one provider (after the read barrier); 404 in Placement's words if missing, raised
+/// as `ResourceProvider.get_by_uuid`'s uncaught `NotFound` is.
 pub(crate) async fn load_provider<B: Backend>(
     st: &AppState<B>,
     uuid: &str,
@@ -55,7 +56,9 @@ pub(crate) async fn load_provider<B: Backend>(
         Some(u) => st.read(|s| s.provider(&u).cloned()).await?,
         None => None,
     };
-    found.ok_or_else(|| ApiError::not_found(format!("No resource provider with uuid {uuid} found")))
+    found.ok_or_else(|| {
+        ApiError::not_found(format!("No resource provider with uuid {uuid} found")).raised()
+    })
 }
 
 /// `pick_last_modified` for one provider.
@@ -97,7 +100,8 @@ pub(crate) fn provider_json(ctx: &Ctx, p: &ResourceProvider) -> Value {
     v
 }
 
-fn post_schema(ctx: &Ctx) -> &'static Value {
+/// The body schema of `POST /resource_providers` (also read by [`crate::openapi`]).
+pub(crate) fn post_schema(ctx: &Ctx) -> &'static Value {
     static V1_0: LazyLock<Value> = LazyLock::new(|| {
         json!({
             "type": "object",
@@ -130,7 +134,8 @@ fn post_schema(ctx: &Ctx) -> &'static Value {
     }
 }
 
-fn put_schema(ctx: &Ctx) -> &'static Value {
+/// The body schema of `PUT /resource_providers/{uuid}` (also read by [`crate::openapi`]).
+pub(crate) fn put_schema(ctx: &Ctx) -> &'static Value {
     static V1_0: LazyLock<Value> = LazyLock::new(|| {
         json!({
             "type": "object",
@@ -159,7 +164,8 @@ fn put_schema(ctx: &Ctx) -> &'static Value {
     }
 }
 
-fn list_schema(ctx: &Ctx) -> Value {
+/// The query schema of `GET /resource_providers` (also read by [`crate::openapi`]).
+pub(crate) fn list_schema(ctx: &Ctx) -> Value {
     let mut props = serde_json::Map::new();
     props.insert("name".into(), json!({"type": "string"}));
     props.insert("uuid".into(), json!({"type": "string", "format": "uuid"}));
@@ -346,12 +352,27 @@ async fn update<B: Backend>(
         Outcome::Provider(p) => *p,
         _ => load_provider(&st, &uuid).await?,
     };
-    Ok(json_response(
-        &ctx,
-        StatusCode::OK,
-        &provider_json(&ctx, &p),
-        Some(p.updated_at),
-    ))
+    let mut resp = json_response(&ctx, StatusCode::OK, &provider_json(&ctx, &p), None);
+    if ctx.at_least(15) {
+        match update_last_modified(&current) {
+            Some(at) => add_cache_headers(&mut resp, at),
+            // webob sends `cache-control` whatever `last_modified` is.
+            None => {
+                resp.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            }
+        }
+    }
+    Ok(resp)
+}
+
+/// `last-modified` of `PUT /resource_providers/{uuid}`: Placement sends the `updated_at` the
+/// provider had *before* the update (its object is not refreshed after `save`), which is
+/// NULL for a child provider never written since its creation (a root's row is updated
+/// once at creation to set its root id; a child's is inserted whole), and then sends none.
+fn update_last_modified(before: &ResourceProvider) -> Option<Timestamp> {
+    let never_updated_child = before.parent.is_some() && before.updated_at == before.created_at;
+    (!never_updated_child).then_some(before.updated_at)
 }
 
 async fn delete<B: Backend>(

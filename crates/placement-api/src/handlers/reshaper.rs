@@ -70,7 +70,7 @@ static PUT_INVENTORY: LazyLock<Value> = LazyLock::new(|| {
 });
 
 /// `POST_RESHAPER_SCHEMA` (and its 1.34 / 1.38 variants, which differ in `allocations`).
-fn reshaper_schema(ctx: &Ctx) -> Value {
+pub(crate) fn reshaper_schema(ctx: &Ctx) -> Value {
     json!({
         "type": "object",
         "properties": {

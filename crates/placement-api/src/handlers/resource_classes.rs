@@ -32,7 +32,7 @@ pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
 }
 
 /// `POST_RC_SCHEMA_V1_2` (= `PUT_RC_SCHEMA_V1_2`).
-static RC_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+pub(crate) static RC_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     json!({
         "type": "object",
         "properties": {
@@ -113,10 +113,9 @@ async fn show<B: Backend>(
             }
         })
         .await?;
+    // `ResourceClass.get_by_name`'s NotFound is left uncaught by every handler here.
     let Some(modified) = found else {
-        return Err(ApiError::not_found(format!(
-            "No such resource class {name}."
-        )));
+        return Err(ApiError::not_found(format!("No such resource class {name}.")).raised());
     };
     Ok(json_response(
         &ctx,
@@ -173,7 +172,8 @@ async fn update<B: Backend>(
             new_name: new_name.clone(),
         },
     )
-    .await?;
+    .await
+    .map_err(ApiError::raised_if_not_found)?;
     Ok(json_response(
         &ctx,
         StatusCode::OK,
@@ -190,6 +190,7 @@ async fn delete<B: Backend>(
     require_1_2(&ctx)?;
     ctx.authorize("placement:resource_classes:delete")?;
     st.write(&ctx, Command::DeleteResourceClass { name })
-        .await?;
+        .await
+        .map_err(ApiError::raised_if_not_found)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -44,7 +44,7 @@ static CUSTOM_TRAIT: LazyLock<Value> = LazyLock::new(
     || json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^CUSTOM_[A-Z0-9_]+$"}),
 );
 
-static SET_TRAITS_FOR_RP_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+pub(crate) static SET_TRAITS_FOR_RP_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     json!({
         "type": "object",
         "properties": {
@@ -59,7 +59,7 @@ static SET_TRAITS_FOR_RP_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     })
 });
 
-static LIST_TRAIT_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+pub(crate) static LIST_TRAIT_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     json!({
         "type": "object",
         "properties": {

@@ -64,6 +64,16 @@ static USAGES_V1_38: LazyLock<Value> = LazyLock::new(|| {
     s
 });
 
+/// The query schema of `GET /usages` at the request's microversion (also read by
+/// [`crate::openapi`]).
+pub(crate) fn query_schema(ctx: &Ctx) -> &'static Value {
+    if ctx.at_least(38) {
+        &USAGES_V1_38
+    } else {
+        &USAGES_V1_9
+    }
+}
+
 /// How consumers without a type are shown from 1.38 (`NULL_CONSUMER_TYPE_ALIAS`).
 const UNKNOWN_TYPE: &str = "unknown";
 
@@ -111,7 +121,7 @@ async fn total_usages<B: Backend>(
     // The target is the project asked about, so a project reader sees only its own.
     ctx.authorize_for_project("placement:usages", query.get("project_id"))?;
     let by_type = ctx.at_least(38);
-    query.validate(if by_type { &USAGES_V1_38 } else { &USAGES_V1_9 })?;
+    query.validate(query_schema(&ctx))?;
     let project = query.get("project_id").unwrap_or_default().to_string();
     let user = query.get("user_id").filter(|u| !u.is_empty());
     let wanted_type = if by_type {
