@@ -392,7 +392,7 @@ fn render_error(status: StatusCode, detail: &str, code: &str, env: &ErrorEnv<'_>
 }
 
 /// The `detail` of a JSON error as webob builds it: its HTML body template
-/// (`${explanation}<br /><br />\n${detail}\n`) through `webob.exc.strip_tags`, which folds
+/// (`${explanation}<br /><br />\n${detail}\n${html_comment}\n`, the comment empty) through `webob.exc.strip_tags`, which folds
 /// line breaks into spaces, turns `<br>` into a line break and drops anything tag-like. So a
 /// multi-line message (a schema error) reads on one line, as clients that show only the
 /// last line of `detail` (osc-placement) expect.
@@ -401,7 +401,7 @@ fn json_detail(explanation: &str, detail: &str) -> String {
         std::sync::LazyLock::new(|| regex::Regex::new(r"(?is)<br.*?>").expect("a valid pattern"));
     static TAG: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"(?s)<.*?>").expect("a valid pattern"));
-    let body = format!("{explanation}<br /><br />\n{detail}\n")
+    let body = format!("{explanation}<br /><br />\n{detail}\n\n")
         .replace('\n', " ")
         .replace('\r', "");
     let body = BR.replace_all(&body, "\n");
@@ -866,7 +866,7 @@ mod tests {
                     or otherwise incorrect.";
         assert_eq!(
             json_detail(expl, "No such resource class."),
-            format!("{expl}\n\n No such resource class. ")
+            format!("{expl}\n\n No such resource class.  ")
         );
         // A multi-line schema error reads on one line.
         assert_eq!(
@@ -874,13 +874,17 @@ mod tests {
                 expl,
                 "JSON does not validate: 'abc' is not a 'uuid'\n\nFailed validating"
             ),
-            format!("{expl}\n\n JSON does not validate: 'abc' is not a 'uuid'  Failed validating ")
+            format!(
+                "{expl}\n\n JSON does not validate: 'abc' is not a 'uuid'  Failed validating  "
+            )
         );
         // Anything tag-like goes, as webob's strip_tags drops it.
         assert_eq!(
             json_detail(expl, "name <b>x</b>\r"),
-            format!("{expl}\n\n name x ")
+            format!("{expl}\n\n name x  ")
         );
+        // No detail at all (an unrouted path): the three spaces Placement sends.
+        assert_eq!(json_detail(expl, ""), format!("{expl}\n\n   "));
     }
 
     #[test]
