@@ -258,6 +258,14 @@ impl SchemaCheck {
                 format!("{what}: status not documented (documented: {documented:?})")
             })?,
             None if status == 405 => &self.method_not_allowed,
+            // Refused before routing (a malformed or unacceptable microversion, no token):
+            // an error document of that status.
+            None if [400, 401, 406].contains(&status) => {
+                return match body.and_then(|b| b.pointer("/errors/0/status")) {
+                    Some(s) if s.as_u64() == Some(u64::from(status)) => Ok(()),
+                    _ => Err(format!("{what}: not an error document of {status}")),
+                };
+            }
             None => return Err(format!("{what}: method not documented for this path")),
         };
         compiled
@@ -501,6 +509,17 @@ mod tests {
         );
         assert!(check("PATCH", "/resource_providers", 200, 1, None)
             .is_err_and(|e| e.contains("method not documented")));
+        // ... or an error raised before routing (here a malformed microversion).
+        assert_eq!(
+            check(
+                "PATCH",
+                "/resource_providers",
+                400,
+                0,
+                Some(error(400, None))
+            ),
+            Ok(())
+        );
         // HEAD: refused, no body; an unknown path: a 404 error document.
         assert_eq!(check("HEAD", "/", 405, 39, None), Ok(()));
         assert_eq!(check("HEAD", "/", 406, 39, None), Ok(()));
