@@ -146,6 +146,13 @@ fn body_differences(op: &Op, reference: &Value, candidate: &Value, out: &mut Vec
     json_differences("$", &r, &c, out);
 }
 
+/// The `allocation_requests` of an allocation candidates answer (none for any other body).
+pub fn allocation_requests(body: &Value) -> &[Value] {
+    body.get("allocation_requests")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 /// The comparable form of a body: errors without free text, lists sorted, keys sorted.
 pub fn normalize(v: &Value) -> Value {
     if let Some(errors) = v.get("errors").and_then(Value::as_array) {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::compare::{normalize, Answer};
+use crate::compare::{allocation_requests, normalize, Answer};
 use crate::op::{Body, Op};
 
 /// A reference bug placementd does not copy.
@@ -191,23 +191,19 @@ pub fn classify(
 /// `mappings`, or before 1.34 the same providers), the two sets are equal.
 fn candidate_sums_explain(op: &Op, reference: &Value, candidate: &Value) -> bool {
     let wanted = requested_totals(&op.path);
-    let requests = |v: &Value| -> Vec<Value> {
-        v.get("allocation_requests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (r, c) = (requests(reference), requests(candidate));
-    let (good, bad): (Vec<Value>, Vec<Value>) =
-        r.into_iter().partition(|req| totals(req) == wanted);
+    let (good, bad): (Vec<&Value>, Vec<&Value>) = allocation_requests(reference)
+        .iter()
+        .partition(|req| totals(req) == wanted);
     if bad.is_empty() {
         return false;
     }
-    let misplaced: Vec<Value> = bad.iter().map(placement_of_groups).collect();
-    let c: Vec<Value> = c
-        .into_iter()
+    let misplaced: Vec<Value> = bad.into_iter().map(placement_of_groups).collect();
+    let c: Vec<Value> = allocation_requests(candidate)
+        .iter()
         .filter(|req| !misplaced.contains(&placement_of_groups(req)))
+        .cloned()
         .collect();
+    let good: Vec<Value> = good.into_iter().cloned().collect();
     normalize(&Value::Array(good)) == normalize(&Value::Array(c))
 }
 
@@ -215,8 +211,7 @@ fn candidate_sums_explain(op: &Op, reference: &Value, candidate: &Value) -> bool
 /// (an unnamed `resources` and a suffixed group, `group_policy` not `none`) and what it
 /// returns, less its wrong sums, is a subset of placementd's answer.
 fn shared_group_amounts_explain(op: &Op, reference: &Value, candidate: &Value) -> bool {
-    let query = op.path.split_once('?').map_or("", |(_, q)| q);
-    let params: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+    let params = query_params(&op.path);
     let unnamed = params.iter().any(|(k, _)| *k == "resources");
     let suffixed = params
         .iter()
@@ -228,18 +223,15 @@ fn shared_group_amounts_explain(op: &Op, reference: &Value, candidate: &Value) -
         return false;
     }
     let wanted = requested_totals(&op.path);
-    let requests = |v: &Value| -> Vec<Value> {
-        v.get("allocation_requests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let theirs: Vec<Value> = requests(reference)
-        .into_iter()
+    let theirs: Vec<Value> = allocation_requests(reference)
+        .iter()
         .filter(|r| totals(r) == wanted)
-        .map(|r| normalize(&r))
+        .map(normalize)
         .collect();
-    let ours: Vec<Value> = requests(candidate).iter().map(normalize).collect();
+    let ours: Vec<Value> = allocation_requests(candidate)
+        .iter()
+        .map(normalize)
+        .collect();
     theirs.len() < ours.len() && theirs.iter().all(|r| ours.contains(r))
 }
 
@@ -261,14 +253,16 @@ fn placement_of_groups(request: &Value) -> Value {
     Value::from(providers)
 }
 
+/// `(key, value)` of each parameter of a path's query string, as written.
+fn query_params(path: &str) -> Vec<(&str, &str)> {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    query.split('&').filter_map(|p| p.split_once('=')).collect()
+}
+
 /// Amount per class over every `resources*` parameter of a candidates query.
 fn requested_totals(path: &str) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
-    let query = path.split_once('?').map_or("", |(_, q)| q);
-    for pair in query.split('&') {
-        let Some((key, value)) = pair.split_once('=') else {
-            continue;
-        };
+    for (key, value) in query_params(path) {
         if !key.starts_with("resources") {
             continue;
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::compare::{differences, Answer};
+use crate::compare::{allocation_requests, differences, Answer};
 use crate::known::{classify, Memory};
 use crate::names::{placeholders, Names, Placeholder};
 use crate::op::{Body, Op};
@@ -220,14 +220,11 @@ impl Pair {
             if reference.is_success() {
                 *outcome.successes.entry(op.kind).or_insert(0) += 1;
             }
-            let found = |a: &Answer| {
-                a.body
-                    .as_ref()
-                    .and_then(|b| b.get("allocation_requests"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|r| !r.is_empty())
-            };
-            if found(&reference) {
+            if reference
+                .body
+                .as_ref()
+                .is_some_and(|b| !allocation_requests(b).is_empty())
+            {
                 outcome.candidates_found += 1;
             }
             let mut diffs = differences(op, &reference, &candidate);

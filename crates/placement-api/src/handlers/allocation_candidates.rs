@@ -910,14 +910,7 @@ mod tests {
         for groups in requests {
             for limit in [None, Some(2)] {
                 for minor in 10..=max {
-                    let ctx = Ctx {
-                        request_id: Uuid::nil(),
-                        version: crate::Microversion { major: 1, minor },
-                        caller: None,
-                        accept: None,
-                        content_type: None,
-                        config: Default::default(),
-                    };
+                    let ctx = ctx_at(minor);
                     let req = CandidateRequest {
                         groups: groups.clone(),
                         group_policy: Some(GroupPolicy::None),
