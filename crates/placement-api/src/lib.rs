@@ -53,8 +53,11 @@ pub mod handlers;
 pub mod openapi;
 pub mod policy;
 pub mod qs;
+pub mod request_log;
 pub mod schema;
 pub mod util;
+
+pub use request_log::RequestLog;
 
 use std::sync::Arc;
 use std::time::Duration;
