@@ -288,10 +288,15 @@ class Seeder:
         self.traits(root, cur["resource_provider_generation"], traits)
 
 
-def pool_run(threads, fn, items):
+def pool_run(threads, fn, items, label):
+    """fn over items on a thread pool; one progress line when done (stderr)."""
+    t0 = time.monotonic()
+    items = list(items)
     with cf.ThreadPoolExecutor(threads) as ex:
         for _ in ex.map(fn, items):
             pass
+    print("import-seed: %d %s in %.1fs" % (len(items), label, time.monotonic() - t0),
+          file=sys.stderr, flush=True)
 
 
 def main():
@@ -317,17 +322,17 @@ def main():
         c.must("PUT", "/resource_classes/%s" % rc, ok=(201, 204))
     for t in TRAITS:
         c.must("PUT", "/traits/%s" % t, ok=(201, 204))
-    pool_run(a.threads, s.make_sharing, range(s.sharing))
-    pool_run(a.threads, s.make_tree, range(s.trees))
-    pool_run(a.threads, s.make_lone, range(s.lone))
+    pool_run(a.threads, s.make_sharing, range(s.sharing), "sharing providers")
+    pool_run(a.threads, s.make_tree, range(s.trees), "trees")
+    pool_run(a.threads, s.make_lone, range(s.lone), "lone providers")
     # a provider that existed once
     gone = s.uid("deleted-provider")
     s.provider(gone, s.name("decommissioned"))
     c.must("DELETE", "/resource_providers/%s" % gone, ok=(204,))
     t_providers = time.monotonic() - t0
-    pool_run(a.threads, s.make_consumers, range(s.trees))
-    pool_run(a.threads, s.change_consumers, range(s.trees))
-    pool_run(a.threads, s.change_provider, range(s.trees))
+    pool_run(a.threads, s.make_consumers, range(s.trees), "trees' consumers")
+    pool_run(a.threads, s.change_consumers, range(s.trees), "trees' consumer changes")
+    pool_run(a.threads, s.change_provider, range(s.trees), "trees' provider changes")
     total = time.monotonic() - t0
     n = s.sharing + 4 * s.trees + s.lone
     print("import-seed: %d providers (%d trees of 4, %d sharing, %d lone) in %.1fs, "

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -29,6 +29,9 @@ const ATTEMPTS: u32 = 5;
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// The largest answer read (a `GET /resource_providers` of 100,000 providers is ~40 MB).
 const MAX_BODY_BYTES: usize = 256 << 20;
+
+/// A progress line every this many answers, in a long series of requests.
+const PROGRESS_EVERY: usize = 10_000;
 
 /// One service to read: where, with which token, trusting which CA.
 pub struct Service {
@@ -178,9 +181,16 @@ impl Service {
         paths: Vec<String>,
         concurrency: usize,
     ) -> Result<BTreeMap<String, Value>, String> {
+        let total = paths.len();
+        let done = AtomicUsize::new(0);
+        let done = &done;
         stream::iter(paths)
             .map(|path| async move {
                 let body = self.get(&path).await?;
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if total >= 2 * PROGRESS_EVERY && n.is_multiple_of(PROGRESS_EVERY) {
+                    eprintln!("verify: {}: {n} of {total} read", self.role);
+                }
                 Ok::<_, String>((path, body))
             })
             .buffer_unordered(concurrency.max(1))
