@@ -382,8 +382,34 @@ impl Records {
     }
 }
 
-/// Every difference between `source` and `target`, in record order, then field order.
+/// Every difference between `source` and `target`, in record order, then field order. A
+/// provider's records are named with the provider's name too (`provider U (cn1) traits`).
 pub fn compare(source: &Records, target: &Records) -> Vec<Difference> {
+    let mut differences = raw_differences(source, target);
+    for d in &mut differences {
+        d.record = with_provider_name(&d.record, source, target);
+    }
+    differences
+}
+
+/// `provider U …` as `provider U (NAME) …`, NAME from either side; other records as they are.
+fn with_provider_name(record: &str, source: &Records, target: &Records) -> String {
+    let mut words = record.splitn(3, ' ');
+    let (Some("provider"), Some(uuid)) = (words.next(), words.next()) else {
+        return record.to_string();
+    };
+    let key = format!("provider {uuid}");
+    let name = [source, target]
+        .iter()
+        .find_map(|side| side.0.get(&key)?.get("name")?.as_str());
+    match (name, words.next()) {
+        (Some(name), Some(rest)) => format!("provider {uuid} ({name}) {rest}"),
+        (Some(name), None) => format!("provider {uuid} ({name})"),
+        (None, _) => record.to_string(),
+    }
+}
+
+fn raw_differences(source: &Records, target: &Records) -> Vec<Difference> {
     let mut differences = Vec::new();
     let mut names: Vec<&String> = source.0.keys().chain(target.0.keys()).collect();
     names.sort();
@@ -556,16 +582,18 @@ mod tests {
         let b = side(65, json!(16.0), json!(["CUSTOM_GOLD"]));
         let d = compare(&a, &b);
         assert_eq!(d.len(), 1, "{d:?}");
-        assert_eq!(d[0].record, format!("provider {RP} inventory VCPU"));
+        assert_eq!(d[0].record, format!("provider {RP} (cn1) inventory VCPU"));
         assert_eq!(d[0].field, "total");
         assert_eq!(
             d[0].to_string(),
-            format!("provider {RP} inventory VCPU: total: source 64, target 65")
+            format!("provider {RP} (cn1) inventory VCPU: total: source 64, target 65")
         );
         let b = side(64, json!(1.5), json!(["CUSTOM_GOLD"]));
         assert_eq!(
             compare(&a, &b)[0].to_string(),
-            format!("provider {RP} inventory VCPU: allocation_ratio: source 16.0, target 1.5")
+            format!(
+                "provider {RP} (cn1) inventory VCPU: allocation_ratio: source 16.0, target 1.5"
+            )
         );
     }
 
@@ -578,7 +606,7 @@ mod tests {
         assert_eq!(
             d[0].to_string(),
             format!(
-                "provider {RP} traits: only in the source [\"CUSTOM_GOLD\"], \
+                "provider {RP} (cn1) traits: only in the source [\"CUSTOM_GOLD\"], \
                  only in the target [\"CUSTOM_SILVER\"]"
             )
         );
@@ -605,8 +633,8 @@ mod tests {
             d,
             vec![
                 format!("consumer {C1}: project_id: source \"p1\", target \"p2\""),
-                format!("provider {RP}: generation: source 7, target 8"),
-                format!("provider {CHILD}: only in the source: {{\"name\":\"cn1_numa0\",\"generation\":2,\"parent_provider_uuid\":\"{RP}\",\"root_provider_uuid\":\"{RP}\"}}"),
+                format!("provider {RP} (cn1): generation: source 7, target 8"),
+                format!("provider {CHILD} (cn1_numa0): only in the source: {{\"name\":\"cn1_numa0\",\"generation\":2,\"parent_provider_uuid\":\"{RP}\",\"root_provider_uuid\":\"{RP}\"}}"),
                 "resource class CUSTOM_NEW: only in the target: {}".to_string(),
             ]
         );
