@@ -54,8 +54,13 @@ mod cert;
 mod cli;
 mod config;
 mod health;
+mod log_format;
+mod manage;
+mod members;
 mod policy_cmd;
+mod progname;
 mod settings;
+mod status_cmd;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -98,6 +103,11 @@ enum Command {
     Cert(cert::CertArgs),
     /// Placement's policy rules: `placementd policy defaults` prints a sample policy file.
     Policy(policy_cmd::PolicyArgs),
+    /// `placement-manage`: Placement's database commands (`db sync`, `db version`), which
+    /// succeed: placementd has no SQL schema.
+    Manage(manage::ManageArgs),
+    /// `placement-status`: `upgrade check` over the cluster (quorum, versions, lag).
+    Status(status_cmd::StatusArgs),
 }
 
 /// The peer port when `--initial-cluster` is given without `--peer-listen`.
@@ -134,6 +144,10 @@ const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Invoked through a `placement-manage` or `placement-status` symlink.
+    if let Some(code) = progname::run_as_named().await {
+        return ExitCode::from(code);
+    }
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -145,6 +159,8 @@ async fn main() -> ExitCode {
         private_files();
     }
     let (name, done) = match cli.command {
+        Some(Command::Manage(args)) => return ExitCode::from(manage::run(args)),
+        Some(Command::Status(args)) => return ExitCode::from(status_cmd::run(args).await),
         Some(Command::Cluster(args)) => ("cluster", cli::run(args).await),
         Some(Command::Restore(args)) => ("restore", cli::restore(args).await),
         Some(Command::Cert(args)) => ("cert", cert::run(args)),
@@ -298,7 +314,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         return Err(cannot_start(e));
     }
 
-    let app = health::router(node.clone()).merge(placement_api::router(
+    let app = health::router(node.clone(), api_config.auth.clone()).merge(placement_api::router(
         Arc::new(RaftBackend {
             node: node.clone(),
             stale_reads: settings.stale_reads(),
