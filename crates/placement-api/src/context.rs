@@ -921,7 +921,12 @@ mod tests {
         };
         for (path, token, status, user) in [
             ("/resource_providers", Some("admin:p1"), 200, Some("admin")),
-            ("/resource_providers/x", Some("admin:p1"), 404, Some("admin")),
+            (
+                "/resource_providers/x",
+                Some("admin:p1"),
+                404,
+                Some("admin"),
+            ),
             ("/resource_providers", Some("alice:p1"), 403, Some("alice")),
             ("/resource_providers", None, 401, None),
             ("/", None, 200, None),
