@@ -61,6 +61,21 @@ pub trait Authenticate: Send + Sync + fmt::Debug + 'static {
     /// caller's `service_*` fields.
     fn authenticate<'a>(&'a self, token: &'a str, service_token: Option<&'a str>)
         -> AuthFuture<'a>;
+
+    /// What the last call to the identity service found (for `/readyz`), without calling
+    /// it; `None` before the first call.
+    fn reachability(&self) -> Option<Reachability> {
+        None
+    }
+}
+
+/// The outcome of the last call to the identity service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reachability {
+    /// How long ago that call ended.
+    pub age: std::time::Duration,
+    /// Why it got no answer; `None` when it got one (any answer, a refused token included).
+    pub error: Option<String>,
 }
 
 /// `[api] auth_strategy`.

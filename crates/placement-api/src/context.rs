@@ -1,7 +1,15 @@
 //! The per-request pipeline that wraps every handler, in Placement's middleware order:
 //!
 //! 1. **request id** — `req-<uuid4>`, returned in `openstack-request-id` and
-//!    `x-openstack-request-id`, shown in error bodies, and used as `Request.id` for writes;
+//!    `x-openstack-request-id`, shown in error bodies, and used as `Request.id` for writes.
+//!    An incoming `X-Openstack-Request-Id` of exactly the form `req-<uuid>` (lowercase hex,
+//!    oslo.context's `_UUID_RE`) is the caller's **global request id**: logged with the local
+//!    one, never echoed (the answer names the local id, as oslo.middleware's `request_id`
+//!    does); anything else in that header is ignored. Both ids, and the caller once
+//!    authenticated, go into every response's extensions as a [`crate::RequestLog`] (errors
+//!    included) for the access log, and the rest of the request runs in a `request` tracing
+//!    span carrying them, so that every line logged on its behalf (a forwarded write, say)
+//!    names them;
 //! 2. **authentication** — [`crate::auth`]: Keystone's word on `x-auth-token` (401 with
 //!    `WWW-Authenticate` without a valid one, 503 when Keystone cannot be asked), or noauth2's
 //!    trust in the client's headers; `GET /` needs no token;
@@ -43,8 +51,10 @@ use crate::auth::{AuthError, AuthStrategy};
 use crate::error::{explanation, title, ApiError, ErrorMark};
 use crate::policy::Target;
 use crate::ApiConfig;
+use crate::RequestLog;
 use placement_net::head_guard::RENAMED_CONTENT_LENGTH;
 use placement_net::layers::Detail;
+use tracing::Instrument;
 
 /// The oldest microversion served.
 pub const MIN_VERSION: Microversion = Microversion { major: 1, minor: 0 };
@@ -490,14 +500,58 @@ fn raised_past_middleware(resp: &Response) -> bool {
     }
 }
 
-/// The pipeline described in the module doc, as an axum middleware.
+/// The header a caller names its global request id in (oslo's `INBOUND_HEADER`).
+const GLOBAL_REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+
+/// The caller's global request id: the header's value when it is exactly `req-` and a
+/// lowercase hyphenated UUID (oslo.context's check); `None` otherwise, so that nothing a
+/// client made up reaches the log.
+fn global_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(GLOBAL_REQUEST_ID_HEADER)?.to_str().ok()?;
+    let uuid = value.strip_prefix("req-")?;
+    let shape_ok = uuid.len() == 36
+        && uuid.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        });
+    shape_ok.then(|| value.to_string())
+}
+
+/// The pipeline described in the module doc, as an axum middleware: [`handle`] inside the
+/// request's tracing span, its [`RequestLog`] put into the response.
 pub(crate) async fn pipeline(
     State(config): State<Arc<ApiConfig>>,
-    mut req: Request<Body>,
+    req: Request<Body>,
     next: Next,
 ) -> Response {
     let request_id = Uuid::new_v4();
-    let rid = format!("req-{request_id}");
+    let mut log = RequestLog {
+        request_id: format!("req-{request_id}"),
+        global_request_id: global_request_id(req.headers()),
+        user_id: None,
+        project_id: None,
+    };
+    let span = tracing::info_span!(
+        "request",
+        request_id = %log.request_id,
+        global_request_id = log.global_request_id.as_deref().unwrap_or(""),
+    );
+    let mut resp = handle(config, req, next, request_id, &mut log)
+        .instrument(span)
+        .await;
+    resp.extensions_mut().insert(log);
+    resp
+}
+
+/// The steps of the module doc for one request; fills `log`'s caller once known.
+async fn handle(
+    config: Arc<ApiConfig>,
+    mut req: Request<Body>,
+    next: Next,
+    request_id: Uuid,
+    log: &mut RequestLog,
+) -> Response {
+    let rid = log.request_id.clone();
     let method = req.method().clone();
     let headers = req.headers().clone();
     let accept = header_str(&headers, "accept").map(str::to_string);
@@ -539,7 +593,13 @@ pub(crate) async fn pipeline(
     let mut resp = 'resp: {
         // Authentication (keystonemiddleware or noauth2, see `crate::auth`).
         let caller = match crate::auth::authenticate(&config.auth, &headers, public).await {
-            Ok(caller) => caller,
+            Ok(caller) => {
+                if let Some(c) = &caller {
+                    log.user_id = Some(c.user_id.clone());
+                    log.project_id = c.project_id.clone();
+                }
+                caller
+            }
             Err(AuthError::Unauthorized) => break 'resp unauthorized(&config.auth, &env),
             Err(AuthError::Unavailable(reason)) => {
                 tracing::error!(%reason, "cannot validate a token: Keystone is unavailable");
@@ -818,6 +878,77 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn only_a_well_formed_req_uuid_is_a_global_request_id() {
+        let global = |v: &'static str| global_request_id(&hv(&[("x-openstack-request-id", v)]));
+        let good = "req-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
+        assert_eq!(global(good).as_deref(), Some(good));
+        for bad in [
+            "",
+            "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+            "req-0F1E2D3C-4B5A-6978-8A9B-0C1D2E3F4A5B",
+            "req-0f1e2d3c4b5a69788a9b0c1d2e3f4a5b",
+            "req-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b ",
+            "req-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5bx",
+            "req-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5g",
+            "req-<script>",
+        ] {
+            assert_eq!(global(bad), None, "{bad:?}");
+        }
+        assert_eq!(global_request_id(&HeaderMap::new()), None);
+    }
+
+    /// Every answer, an error or a success, carries its [`RequestLog`]; the local id is the
+    /// one answered, the caller's global id is kept but never echoed.
+    #[tokio::test]
+    async fn every_response_carries_its_request_log() {
+        use tower::ServiceExt;
+        let app = crate::router(
+            Arc::new(crate::LocalBackend::new()),
+            crate::ApiConfig::default(),
+        );
+        let global = "req-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
+        let call = |path: &str, token: Option<&str>| {
+            let mut b = http::Request::get(path)
+                .header("openstack-api-version", "placement 1.39")
+                .header("x-openstack-request-id", global);
+            if let Some(t) = token {
+                b = b.header("x-auth-token", t);
+            }
+            b.body(Body::empty()).expect("request")
+        };
+        for (path, token, status, user) in [
+            ("/resource_providers", Some("admin:p1"), 200, Some("admin")),
+            (
+                "/resource_providers/x",
+                Some("admin:p1"),
+                404,
+                Some("admin"),
+            ),
+            ("/resource_providers", Some("alice:p1"), 403, Some("alice")),
+            ("/resource_providers", None, 401, None),
+            ("/", None, 200, None),
+        ] {
+            let resp = app
+                .clone()
+                .oneshot(call(path, token))
+                .await
+                .expect("infallible");
+            assert_eq!(resp.status().as_u16(), status, "{path}");
+            let log = resp
+                .extensions()
+                .get::<RequestLog>()
+                .expect("a RequestLog in every response");
+            assert_eq!(resp.headers()["openstack-request-id"], log.request_id);
+            assert_ne!(log.request_id, global, "the local id is a new one");
+            assert_eq!(log.global_request_id.as_deref(), Some(global));
+            assert_eq!(log.user_id.as_deref(), user, "{path}");
+            if user.is_some() {
+                assert_eq!(log.project_id.as_deref(), Some("p1"));
+            }
+        }
     }
 
     #[test]

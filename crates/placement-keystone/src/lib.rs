@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use placement_api::auth::Reachability;
 use placement_api::context::Caller;
 use placement_api::{AuthError, AuthFuture, Authenticate};
 use tokio::sync::OnceCell;
@@ -125,6 +126,9 @@ pub struct Keystone {
     pending: Mutex<HashMap<Key, Pending>>,
     pub stats: Stats,
     warned_service_roles: std::sync::atomic::AtomicBool,
+    /// When the last call to Keystone ended, and why it got no answer if it did not
+    /// (`/readyz`'s `keystone` check).
+    last_call: Mutex<Option<(Instant, Option<String>)>>,
 }
 
 impl Keystone {
@@ -142,6 +146,7 @@ impl Keystone {
             pending: Mutex::new(HashMap::new()),
             stats: Stats::default(),
             warned_service_roles: false.into(),
+            last_call: Mutex::new(None),
         }))
     }
 
@@ -153,7 +158,9 @@ impl Keystone {
             let mut delay = Duration::from_secs(1);
             let mut attempts = 0u32;
             loop {
-                match me.client.authenticate_service().await {
+                let result = me.client.authenticate_service().await;
+                me.called(result.as_ref().err());
+                match result {
                     Ok(identity) => {
                         tracing::info!(%identity, "authenticated to Keystone");
                         return;
@@ -219,8 +226,15 @@ impl Keystone {
         })
     }
 
+    /// Notes how a call to Keystone ended.
+    fn called(&self, error: Option<&Unavailable>) {
+        *lock(&self.last_call) = Some((Instant::now(), error.map(|Unavailable(e)| e.clone())));
+    }
+
     async fn ask(&self, token: &str) -> Result<Verdict, Unavailable> {
-        Ok(match self.client.validate(token).await? {
+        let validation = self.client.validate(token).await;
+        self.called(validation.as_ref().err());
+        Ok(match validation? {
             Validation::Valid(v) => Verdict::Valid(Arc::from(v)),
             Validation::Invalid => Verdict::Invalid,
         })
@@ -282,6 +296,15 @@ impl Authenticate for Keystone {
         service_token: Option<&'a str>,
     ) -> AuthFuture<'a> {
         Box::pin(self.caller(token, service_token))
+    }
+
+    fn reachability(&self) -> Option<Reachability> {
+        lock(&self.last_call)
+            .as_ref()
+            .map(|(at, error)| Reachability {
+                age: at.elapsed(),
+                error: error.clone(),
+            })
     }
 }
 

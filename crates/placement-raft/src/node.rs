@@ -516,6 +516,7 @@ impl PlacementNode {
         forwarded: &Forwarded,
         timeout: Duration,
     ) -> Result<ApplyResult, Error> {
+        tracing::info!(request_id = %format_args!("req-{}", forwarded.request.id), leader = peer.id, "forwarding a write to the leader");
         let answer = self
             .peers
             .forward_write(peer, forwarded, timeout)
@@ -890,6 +891,57 @@ impl PlacementNode {
             tracing::warn!(node_id = me, to, "leadership handover timed out");
         }
         handed
+    }
+
+    /// `placementd cluster transfer-leader`: on the leader, hands leadership to voter `to`
+    /// and waits up to `timeout` until `to` leads. Refused on a follower (the caller asks the
+    /// leader) and for a node that is not a voter; nothing to do if `to` already leads.
+    pub async fn transfer_leadership(&self, to: NodeId, timeout: Duration) -> Result<(), Error> {
+        let (leader, is_voter) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            let is_voter = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == to);
+            (m.current_leader, is_voter)
+        };
+        if leader == Some(to) {
+            return Ok(());
+        }
+        if !is_voter {
+            return Err(Error::Refused(format!(
+                "node {to} is not a voter of the cluster"
+            )));
+        }
+        if leader != Some(self.id) {
+            return Err(Error::Refused(format!(
+                "node {} is not the leader (the leader is {leader:?}): ask the leader",
+                self.id
+            )));
+        }
+        tracing::info!(
+            node_id = self.id,
+            to,
+            "transferring leadership (operator request)"
+        );
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| Error::Stopped(e.to_string()))?;
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader == Some(to), "the new leader leads")
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                Error::Timeout(format!(
+                    "node {to} did not become the leader within {timeout:?} ({e}); the \
+                     cluster elects whichever voter is most up to date, check `cluster status`"
+                ))
+            })
     }
 
     /// Stops Raft (in-flight writes finish or fail) and makes all written data durable.

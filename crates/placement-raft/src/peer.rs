@@ -253,11 +253,11 @@ async fn forwarded_write(State(node): State<Node>, conn: Conn, body: Bytes) -> R
         Ok(from) => from,
         Err(r) => return refused(r, &conn, "forwarded write"),
     };
-    tracing::debug!(
-        request = %forwarded.request.id,
+    tracing::info!(
+        request_id = %format_args!("req-{}", forwarded.request.id),
         from_node = ?from,
         origin = %forwarded.origin,
-        "forwarded write"
+        "applying a forwarded write"
     );
     // Only the local Raft: a forwarded write is never forwarded again (no loops); the sender
     // retries on the leader it learns of.

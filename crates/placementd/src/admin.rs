@@ -11,6 +11,10 @@
 //! | `DELETE /admin/members/{id}` | remove a member                                        |
 //! | `POST /admin/snapshot`       | build a snapshot now (and compact the log)             |
 //! | `GET /admin/backup`          | a snapshot covering every acknowledged write, streamed |
+//! | `POST /admin/leader`         | on the leader, hand leadership to `{"to": ID}` (waits) |
+//!
+//! `/admin/status` names the node's placementd `version`, so that `placement-status upgrade
+//! check` can tell whether every member runs the same one.
 //!
 //! A backup is a snapshot file (checksummed; `x-placementd-backup-index` names the log index
 //! it covers); `placementd restore` turns it into the data directory of a new cluster's first
@@ -50,6 +54,7 @@ pub mod paths {
     pub const MEMBERS: &str = "/admin/members";
     pub const SNAPSHOT: &str = "/admin/snapshot";
     pub const BACKUP: &str = "/admin/backup";
+    pub const LEADER: &str = "/admin/leader";
     /// Response header of a backup: the log index it covers.
     pub const BACKUP_INDEX_HEADER: &str = "x-placementd-backup-index";
 }
@@ -65,6 +70,7 @@ pub fn router(node: Node) -> Router {
         .route(&format!("{}/{{id}}", paths::MEMBERS), delete(remove_member))
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::BACKUP, get(backup))
+        .route(paths::LEADER, post(transfer_leader))
         .with_state(node.clone())
         .layer(axum::middleware::from_fn_with_state(node, authorize))
 }
@@ -89,6 +95,16 @@ async fn authorize(
     }
     next.run(request).await
 }
+
+/// `POST /admin/leader` body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewLeader {
+    pub to: NodeId,
+}
+
+/// How long `POST /admin/leader` waits for the new leader (an election takes a few hundred
+/// milliseconds; a target far behind needs to catch up first).
+pub const TRANSFER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `POST /admin/members` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -124,6 +140,7 @@ async fn status(State(node): State<Node>) -> Response {
     };
     Json(json!({
         "node_id": s.id,
+        "version": env!("CARGO_PKG_VERSION"),
         "role": role,
         "ready": s.ready(),
         "leader": s.leader,
@@ -185,6 +202,20 @@ async fn remove_member(State(node): State<Node>, Path(id): Path<String>) -> Resp
         .await
     {
         Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => raft_error(e),
+    }
+}
+
+async fn transfer_leader(
+    State(node): State<Node>,
+    body: Result<Json<NewLeader>, JsonRejection>,
+) -> Response {
+    let Json(NewLeader { to }) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match node.transfer_leadership(to, TRANSFER_TIMEOUT).await {
+        Ok(()) => Json(json!({ "leader": to })).into_response(),
         Err(e) => raft_error(e),
     }
 }

@@ -16,8 +16,16 @@
 //! placementd cluster --peer 10.0.0.1:8779 digest
 //! placementd cluster --peer 10.0.0.1:8779 snapshot
 //! placementd cluster --peer 10.0.0.1:8779 backup /backups/placement-2026-11-27.snap
+//! placementd cluster --peer 10.0.0.1:8779 endpoint-health      # every member's status
+//! placementd cluster --peer 10.0.0.1:8779 compare-digests      # every member's digest
+//! placementd cluster --peer 10.0.0.1:8779 transfer-leader 2
 //! placementd restore --backup FILE --data-dir DIR --node-id 10 --api-addr A --peer-addr P
 //! ```
+//!
+//! `endpoint-health` and `compare-digests` ask every member of the membership the `--peer`
+//! member knows (`members.rs`), print a table (or `--output json`), and exit 1 when a member
+//! is unhealthy or holds a different state. `transfer-leader` asks the leader (found through
+//! `--peer`) to hand over to the node given and waits until it leads.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,15 +33,19 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use placement_raft::NodeId;
 
-use crate::admin::{paths, NewMember};
+use reqwest::Method;
 
-/// Cluster administration through a member's peer port.
+use crate::admin::{paths, NewLeader, NewMember};
+use crate::members::{self, Admin, Comparison};
+
+/// Where the admin API is and how to speak to it (shared by `cluster` and
+/// `placement-status`).
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
+pub struct PeerConn {
     /// Peer address (`host:port`) of any member; membership changes are forwarded to the
     /// leader.
     #[arg(long, env = "PLACEMENTD_ADMIN_PEER", default_value = "127.0.0.1:8779")]
-    peer: String,
+    pub(crate) peer: String,
 
     /// PEM certificate to present (an `admin` or member certificate from the cluster CA);
     /// with --key and --ca the CLI speaks TLS. Needed when the peer port has TLS.
@@ -48,9 +60,37 @@ pub struct ClusterArgs {
     /// naming the address given in --peer.
     #[arg(long, env = "PLACEMENTD_ADMIN_CA", requires_all = ["cert", "key"])]
     ca: Option<PathBuf>,
+}
+
+impl PeerConn {
+    /// The certificate, key and CA, when TLS is asked for.
+    pub(crate) fn tls_paths(&self) -> Option<placement_net::TlsPaths> {
+        match (&self.cert, &self.key, &self.ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(placement_net::TlsPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: Some(ca.clone()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Cluster administration through a member's peer port.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    conn: PeerConn,
 
     #[command(subcommand)]
     command: ClusterCommand,
+}
+
+/// How the fan-out commands print their result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +123,23 @@ enum ClusterCommand {
         /// Where to write the backup.
         file: PathBuf,
     },
+    /// Ask every member for its status: reachable, role, term, applied index, lag behind
+    /// the commit index, answer time. Exits 1 if any member is unhealthy.
+    EndpointHealth {
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Compare every member's state digest at one applied index: prints "equal", or names
+    /// the members that differ and exits 1.
+    CompareDigests {
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Hand leadership to voter ID and wait until it leads.
+    TransferLeader {
+        /// The node to lead.
+        id: NodeId,
+    },
 }
 
 /// Restore a backup into an empty data directory, as the first member of a new cluster.
@@ -112,75 +169,124 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Runs one `placementd cluster` command.
 pub async fn run(args: ClusterArgs) -> Result<(), String> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(ADMIN_TIMEOUT)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none());
-    let scheme = match (&args.cert, &args.key, &args.ca) {
-        (Some(cert), Some(key), Some(ca)) => {
-            let paths = placement_net::TlsPaths {
-                cert: cert.clone(),
-                key: key.clone(),
-                ca: Some(ca.clone()),
-            };
-            let config =
-                placement_net::tls::admin_client_config(&paths).map_err(|e| e.to_string())?;
-            builder = builder.use_preconfigured_tls((*config).clone());
-            "https"
-        }
-        _ => "http",
-    };
-    let http = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
-    let url = |path: &str| format!("{scheme}://{}{path}", args.peer);
-    let unreachable = |e: reqwest::Error| {
-        let mut message = format!("cannot reach the admin API at {}: {e}", args.peer);
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        if scheme == "http" {
-            message.push_str(" (if the peer port uses TLS, pass --cert, --key and --ca)");
-        }
-        message
-    };
-    if let ClusterCommand::Backup { file } = &args.command {
-        return backup(&http, &url(paths::BACKUP), file)
-            .await
-            .map_err(|e| match e {
-                BackupError::Request(e) => unreachable(e),
+    let admin = Admin::new(&args.conn, ADMIN_TIMEOUT)?;
+    let peer = args.conn.peer.as_str();
+    let request = match args.command {
+        ClusterCommand::Backup { file } => {
+            let request = admin.request(Method::GET, peer, paths::BACKUP);
+            return backup(request, &file).await.map_err(|e| match e {
+                BackupError::Request(e) => admin.unreachable(peer, &e),
                 BackupError::Other(message) => message,
             });
-    }
-    let request = match args.command {
-        ClusterCommand::Backup { .. } => unreachable!("handled above"),
-        ClusterCommand::Status => http.get(url(paths::STATUS)),
-        ClusterCommand::Digest => http.get(url(paths::DIGEST)),
-        ClusterCommand::Snapshot => http.post(url(paths::SNAPSHOT)),
+        }
+        ClusterCommand::EndpointHealth { output } => {
+            return endpoint_health(&args.conn, output).await;
+        }
+        ClusterCommand::CompareDigests { output } => {
+            return compare_digests(&admin, peer, output).await;
+        }
+        ClusterCommand::TransferLeader { id } => return transfer_leader(&admin, peer, id).await,
+        ClusterCommand::Status => admin.request(Method::GET, peer, paths::STATUS),
+        ClusterCommand::Digest => admin.request(Method::GET, peer, paths::DIGEST),
+        ClusterCommand::Snapshot => admin.request(Method::POST, peer, paths::SNAPSHOT),
         ClusterCommand::Add {
             id,
             api_addr,
             peer_addr,
-        } => http.post(url(paths::MEMBERS)).json(&NewMember {
-            id,
-            api_addr,
-            peer_addr,
-        }),
-        ClusterCommand::Remove { id } => http.delete(url(&format!("{}/{id}", paths::MEMBERS))),
+        } => admin
+            .request(Method::POST, peer, paths::MEMBERS)
+            .json(&NewMember {
+                id,
+                api_addr,
+                peer_addr,
+            }),
+        ClusterCommand::Remove { id } => {
+            admin.request(Method::DELETE, peer, &format!("{}/{id}", paths::MEMBERS))
+        }
     };
-    let response = request.send().await.map_err(unreachable)?;
-    let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| format!("admin API at {} answered {status}: {e}", args.peer))?;
-    if !status.is_success() {
-        let message = body["error"].as_str().unwrap_or("no error message");
-        return Err(format!("{status}: {message}"));
-    }
-    let pretty = serde_json::to_string_pretty(&body).map_err(|e| format!("output: {e}"))?;
+    print_json(&admin.call(peer, request).await?)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    let pretty = serde_json::to_string_pretty(value).map_err(|e| format!("output: {e}"))?;
     println!("{pretty}");
     Ok(())
+}
+
+/// `cluster endpoint-health`.
+async fn endpoint_health(conn: &PeerConn, output: Output) -> Result<(), String> {
+    let admin = Admin::new(conn, members::MEMBER_TIMEOUT)?;
+    let health = members::survey(&admin, &conn.peer).await?;
+    match output {
+        Output::Table => print!("{}", members::health_table(&health)),
+        Output::Json => print_json(&health)?,
+    }
+    let unhealthy: Vec<String> = health
+        .iter()
+        .filter(|m| !m.healthy)
+        .map(|m| m.id.to_string())
+        .collect();
+    if unhealthy.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unhealthy member(s): {}", unhealthy.join(", ")))
+    }
+}
+
+/// `cluster compare-digests`.
+async fn compare_digests(admin: &Admin, peer: &str, output: Output) -> Result<(), String> {
+    let status = admin.get(peer, paths::STATUS).await?;
+    let members = members::members_of(&status);
+    let digests = members::collect_digests(admin, &members).await;
+    let verdict = members::compare(&digests);
+    let summary = match &verdict {
+        Comparison::Equal { applied_index } => format!(
+            "equal: {} members hold the same state at applied index {}",
+            digests.len(),
+            applied_index
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "-".into())
+        ),
+        Comparison::Differ { differing } => format!(
+            "differ: node(s) {} hold a state different from the other members'",
+            differing
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Comparison::Inconclusive(why) => why.clone(),
+    };
+    match output {
+        Output::Table => println!("{}{summary}", members::digest_table(&digests)),
+        Output::Json => print_json(&serde_json::json!({
+            "equal": matches!(verdict, Comparison::Equal { .. }),
+            "summary": summary,
+            "members": digests,
+        }))?,
+    }
+    match verdict {
+        Comparison::Equal { .. } => Ok(()),
+        _ => Err(summary),
+    }
+}
+
+/// `cluster transfer-leader ID`: asks the leader, wherever it is.
+async fn transfer_leader(admin: &Admin, peer: &str, to: NodeId) -> Result<(), String> {
+    let status = admin.get(peer, paths::STATUS).await?;
+    let leader = status["leader"]
+        .as_u64()
+        .ok_or_else(|| format!("{peer} knows no leader now; try again in a few seconds"))?;
+    let leader_addr = members::members_of(&status)
+        .into_iter()
+        .find(|m| m.id == leader)
+        .map(|m| m.peer_addr)
+        .ok_or_else(|| format!("{peer} names leader {leader} but not its address"))?;
+    let request = admin
+        .request(Method::POST, &leader_addr, paths::LEADER)
+        .json(&NewLeader { to });
+    admin.call(&leader_addr, request).await?;
+    print_json(&serde_json::json!({ "leader": to, "previous_leader": leader }))
 }
 
 /// Why a backup download failed.
@@ -192,13 +298,12 @@ enum BackupError {
 
 /// Streams a backup to `file` (through `file.partial`, fsynced, then renamed).
 async fn backup(
-    http: &reqwest::Client,
-    url: &str,
+    request: reqwest::RequestBuilder,
     file: &std::path::Path,
 ) -> Result<(), BackupError> {
     use std::io::Write;
     let other = BackupError::Other;
-    let mut response = http.get(url).send().await.map_err(BackupError::Request)?;
+    let mut response = request.send().await.map_err(BackupError::Request)?;
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();

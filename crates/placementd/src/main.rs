@@ -55,8 +55,13 @@ mod cli;
 mod config;
 mod health;
 mod import;
+mod log_format;
+mod manage;
+mod members;
 mod policy_cmd;
+mod progname;
 mod settings;
+mod status_cmd;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -102,6 +107,11 @@ enum Command {
     /// Load a running Placement's database into an empty cluster, or (--verify) compare a
     /// running Placement with placementd through the REST API.
     Import(import::ImportArgs),
+    /// `placement-manage`: Placement's database commands (`db sync`, `db version`), which
+    /// succeed: placementd has no SQL schema.
+    Manage(manage::ManageArgs),
+    /// `placement-status`: `upgrade check` over the cluster (quorum, versions, lag).
+    Status(status_cmd::StatusArgs),
 }
 
 /// The peer port when `--initial-cluster` is given without `--peer-listen`.
@@ -138,6 +148,10 @@ const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Invoked through a `placement-manage` or `placement-status` symlink.
+    if let Some(code) = progname::run_as_named().await {
+        return ExitCode::from(code);
+    }
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -149,6 +163,8 @@ async fn main() -> ExitCode {
         private_files();
     }
     let (name, done) = match cli.command {
+        Some(Command::Manage(args)) => return ExitCode::from(manage::run(args)),
+        Some(Command::Status(args)) => return ExitCode::from(status_cmd::run(args).await),
         Some(Command::Cluster(args)) => ("cluster", cli::run(args).await),
         Some(Command::Restore(args)) => ("restore", cli::restore(args).await),
         Some(Command::Cert(args)) => ("cert", cert::run(args)),
@@ -303,7 +319,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         return Err(cannot_start(e));
     }
 
-    let app = health::router(node.clone()).merge(placement_api::router(
+    let app = health::router(node.clone(), api_config.auth.clone()).merge(placement_api::router(
         Arc::new(RaftBackend {
             node: node.clone(),
             stale_reads: settings.stale_reads(),
