@@ -54,6 +54,7 @@ pub mod openapi;
 pub mod policy;
 pub mod qs;
 pub mod request_log;
+mod route_template;
 pub mod schema;
 pub mod util;
 
@@ -237,6 +238,7 @@ pub fn router<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
     // The limits sit inside the pipeline, so that their 503s and 500s get Placement's error
     // body: shed load first (cheapest), then the deadline, then panics closest to handlers.
     let inner = handlers::routes::<B>()
+        .route_layer(axum::middleware::from_fn(route_template::expose))
         .fallback(|| async { ApiError::not_found("").raised() })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(layers::catch_panic))

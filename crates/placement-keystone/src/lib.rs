@@ -191,10 +191,12 @@ impl Keystone {
         let verdict = match cached {
             Some(v) => {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                placement_metrics::catalog::TOKEN_CACHE_HITS.inc();
                 v
             }
             None => {
                 self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+                placement_metrics::catalog::TOKEN_CACHE_MISSES.inc();
                 let cell = lock(&self.pending).entry(key).or_default().clone();
                 let result = cell
                     .get_or_init(|| async {
@@ -243,10 +245,12 @@ impl Keystone {
     async fn caller(&self, token: &str, service_token: Option<&str>) -> Result<Caller, AuthError> {
         let unavailable = |Unavailable(reason)| {
             self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+            placement_metrics::catalog::KEYSTONE_UNAVAILABLE.inc();
             AuthError::Unavailable(reason)
         };
         let refused = || {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            placement_metrics::catalog::TOKENS_REFUSED.inc();
             AuthError::Unauthorized
         };
         let service = match service_token {

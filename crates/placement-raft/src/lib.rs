@@ -44,6 +44,7 @@ mod config;
 pub mod guard;
 mod network;
 mod node;
+mod observe;
 mod peer;
 
 pub use config::{
@@ -62,6 +63,7 @@ pub use node::{
     LEADER_CONTACT_TIMEOUT, MEMBERSHIP_TIMEOUT, READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT,
     RETRY_BACKOFF, STARTUP_TIMEOUT, WRITE_TIMEOUT,
 };
+pub use observe::ReplicationLag;
 pub use peer::{
     peer_router, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY, MAX_SNAPSHOT_BYTES, PEER_REQUEST_TIMEOUT,
     SNAPSHOT_STALL_TIMEOUT,

@@ -676,6 +676,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         if let Some(u) = self.no_address() {
             return Err(StreamingError::Unreachable(u));
         }
+        let started = std::time::Instant::now();
         let send = self
             .client
             .send_snapshot(&self.peer, vote, snapshot, option.hard_ttl());
@@ -683,6 +684,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             answer = send => answer,
         };
+        if matches!(answer, Ok(Ok(_))) {
+            placement_metrics::catalog::RAFT_SNAPSHOT_SEND.observe_since(started);
+        }
         match answer {
             Ok(Ok(response)) => match guard::sane_vote(&response.vote, "snapshot answer") {
                 Ok(()) => Ok(response),

@@ -289,6 +289,7 @@ impl PlacementNode {
             peers,
             snapshot_slot: Arc::new(tokio::sync::Semaphore::new(1)),
         };
+        node.spawn_leader_watch();
 
         let initialized = node
             .raft
@@ -395,6 +396,11 @@ impl PlacementNode {
     /// This node's current vote.
     pub(crate) fn current_vote(&self) -> placement_storage::Vote {
         self.raft.metrics().borrow_watched().vote
+    }
+
+    /// The open store (for the metrics in `observe.rs`).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The data directory.
@@ -517,6 +523,7 @@ impl PlacementNode {
         timeout: Duration,
     ) -> Result<ApplyResult, Error> {
         tracing::info!(request_id = %format_args!("req-{}", forwarded.request.id), leader = peer.id, "forwarding a write to the leader");
+        placement_metrics::catalog::RAFT_FORWARDED_WRITES.inc();
         let answer = self
             .peers
             .forward_write(peer, forwarded, timeout)
@@ -544,8 +551,9 @@ impl PlacementNode {
         request: Request,
     ) -> Result<(ApplyResult, u64), Error> {
         let request_id = request.id;
+        let _pending = placement_metrics::catalog::RAFT_PROPOSALS_PENDING.track();
         let write = self.raft.client_write(LogPayload::V1(request));
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        let outcome = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => Err(Error::Timeout(format!(
                 "request {request_id} not applied within {WRITE_TIMEOUT:?}"
             ))),
@@ -556,7 +564,9 @@ impl PlacementNode {
             }
             Ok(Err(RaftError::APIError(e))) => Err(Error::Raft(e.to_string())),
             Ok(Err(RaftError::Fatal(e))) => Err(Error::Stopped(e.to_string())),
-        }
+        };
+        crate::observe::proposal_done(outcome.is_ok());
+        outcome
     }
 
     /// Proposes `request` on this node's Raft only.

@@ -253,6 +253,7 @@ async fn forwarded_write(State(node): State<Node>, conn: Conn, body: Bytes) -> R
         Ok(from) => from,
         Err(r) => return refused(r, &conn, "forwarded write"),
     };
+    placement_metrics::catalog::RAFT_FORWARDED_WRITES_SERVED.inc();
     tracing::info!(
         request_id = %format_args!("req-{}", forwarded.request.id),
         from_node = ?from,
@@ -299,7 +300,11 @@ async fn snapshot(State(node): State<Node>, conn: Conn, body: Body) -> Response 
         return layers::unavailable("Another snapshot is being received.");
     };
     let path = node.incoming_snapshot_path();
+    let started = std::time::Instant::now();
     let received = receive_snapshot(&node, &sender(&conn), &path, body).await;
+    if received.is_ok() {
+        placement_metrics::catalog::RAFT_SNAPSHOT_RECEIVE.observe_since(started);
+    }
     let answer = match received {
         Ok(header) => match SnapshotFile::open(&path) {
             Ok(file) => {

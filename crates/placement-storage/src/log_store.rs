@@ -205,10 +205,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 batch.put_cf(cf_log, keys::log_key(entry.index()), value);
             }
         }
+        placement_metrics::catalog::LOG_APPEND_ENTRIES.observe(batch.len() as u64);
+        let fsync = std::time::Instant::now();
         // Synced, once for the whole batch (group commit): openraft may acknowledge the
         // entries (count them towards a quorum) as soon as the callback fires.
         match self.write_synced(batch).await {
             Ok(()) => {
+                placement_metrics::catalog::LOG_FSYNC.observe_since(fsync);
                 callback.io_completed(Ok(()));
                 Ok(())
             }

@@ -185,6 +185,7 @@ impl StateMachine {
             }
             EntryPayload::Normal(LogPayload::V1(request)) => {
                 if let Some(seen) = self.requests.get(&request.id) {
+                    placement_metrics::catalog::DEDUPE_HITS.inc();
                     // A retried forward of a request that is already applied: answer what the
                     // first copy answered and change nothing (the same on every replica).
                     tracing::debug!(
@@ -317,6 +318,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let db = self.db.clone();
         let snapshots = self.snapshots.clone();
+        let _timer = placement_metrics::catalog::SNAPSHOT_BUILD.start_timer();
         let snapshot = tokio::task::spawn_blocking(move || build_snapshot(&db, &snapshots))
             .await
             .map_err(Error::from)??;
@@ -406,9 +408,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // together: a group-commit batch): an unsynced write is a WAL append to the page cache
         // plus memtable inserts, and the per-call part of that was a large share of a
         // follower's apply cost. Clients are answered once the batch is written.
+        let started = std::time::Instant::now();
         let mut batch = WriteBatch::default();
         let mut answers = Vec::new();
+        let mut applied = 0u64;
         while let Some((entry, responder)) = entries.try_next().await? {
+            applied += 1;
             let result = self.apply_entry_into(entry, &mut batch)?;
             if let Some(responder) = responder {
                 answers.push((responder, result));
@@ -420,6 +425,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // Before any client is answered: a read after the write must see it.
         self.shared.publish(&self.working);
+        placement_metrics::catalog::APPLY.observe_since(started);
+        placement_metrics::catalog::APPLY_ENTRIES.observe(applied);
         for (responder, result) in answers {
             responder.send(result);
         }
@@ -443,6 +450,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             index = ?meta.last_log_id.as_ref().map(|id| id.index),
             "installing snapshot"
         );
+        let _timer = placement_metrics::catalog::SNAPSHOT_INSTALL.start_timer();
         let db = self.db.clone();
         let snapshots = self.snapshots.clone();
         let owned_meta = meta.clone();

@@ -58,6 +58,8 @@ mod import;
 mod log_format;
 mod manage;
 mod members;
+mod metrics;
+mod observe;
 mod policy_cmd;
 mod progname;
 mod settings;
@@ -219,6 +221,12 @@ async fn run(settings: Settings) -> Result<(), String> {
     let api_addr = listener
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            format!("cannot listen on {addr} (--metrics-listen): {e}; choose a free port")
+        })?),
+        None => None,
+    };
 
     let initial_cluster = match &args.initial_cluster {
         Some(spec) => Some(parse_initial_cluster(spec)?),
@@ -314,6 +322,19 @@ async fn run(settings: Settings) -> Result<(), String> {
             let _ = peer_stopped.await;
         }))
     });
+    // Served before waiting for a leader too: a node stuck in an election must show in them.
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = metrics_listener {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("metrics socket: {e}"))?;
+        tracing::info!(metrics_listen = %addr, "serving metrics at http://{addr}/metrics");
+        let serve = args.serve_config("metrics", None);
+        let app = metrics::router(node.clone());
+        tokio::spawn(placement_net::serve(listener, app, serve, async move {
+            let _ = metrics_stopped.await;
+        }));
+    }
     if let Err(e) = node.wait_ready(startup_timeout).await {
         let _ = node.shutdown().await;
         return Err(cannot_start(e));
@@ -326,6 +347,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         }),
         api_config,
     ));
+    // HTTP metrics and the access log, around every route (it sees each route's template).
+    let app = app.layer(axum::middleware::from_fn(observe::layer));
     tracing::info!(listen = %api_addr, tls = api_tls.is_some(), "serving the Placement API");
     let raft_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let stop = {
@@ -355,6 +378,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     }
     let stopped = node.shutdown().await;
     let _ = peer_stop.send(());
+    let _ = metrics_stop.send(());
     if let Some(task) = peer_server {
         // Idle keep-alive connections from peers must not hold the exit up.
         if tokio::time::timeout(PEER_DRAIN_TIMEOUT, task)

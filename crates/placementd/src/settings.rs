@@ -46,6 +46,11 @@ pub(crate) struct Args {
     #[arg(long, env = "PLACEMENTD_PEER_LISTEN")]
     pub(crate) peer_listen: Option<SocketAddr>,
 
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain HTTP, no
+    /// authentication: bind it to a management network). Off when not given.
+    #[arg(long, env = "PLACEMENTD_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+
     /// The initial members, the same list on every member: `ID=API_ADDR@PEER_ADDR` separated
     /// by commas, e.g. `1=10.0.0.1:8778@10.0.0.1:8779,2=...,3=...`. The lowest id
     /// initializes the cluster on its first start; the others join it.
@@ -363,9 +368,6 @@ impl Settings {
                      without a valid token are refused (401)"
                 );
             }
-            if file.placementd.metrics_listen.is_some() {
-                tracing::warn!("[placementd] metrics_listen is not implemented yet; ignored");
-            }
         }
         if self.auth == AuthStrategyArg::Noauth2 {
             tracing::warn!(
@@ -580,6 +582,7 @@ fn merge(args: &mut Args, matches: &ArgMatches, file: &ConfigFile) {
     take!(data_dir, p.data_dir.clone());
     take!(node_id, p.node_id);
     take!(peer_listen, p.peer_listen.map(Some));
+    take!(metrics_listen, p.metrics_listen.map(Some));
     take!(initial_cluster, p.initial_cluster.clone().map(Some));
     take!(
         initial_cluster_state,

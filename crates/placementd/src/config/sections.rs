@@ -343,7 +343,7 @@ pub struct PlacementdOptions {
     pub max_requests_in_flight: Option<u64>,
     /// `request_timeout`, seconds (1 to 3600).
     pub request_timeout: Option<u64>,
-    /// `metrics_listen`: reserved for a metrics endpoint; stored, not yet served.
+    /// `metrics_listen`: the Prometheus metrics endpoint's address (`--metrics-listen`).
     pub metrics_listen: Option<SocketAddr>,
 }
 
