@@ -110,13 +110,19 @@ pub struct RestoreArgs {
 /// `placement_raft::MEMBERSHIP_TIMEOUT`).
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// Runs one `placementd cluster` command.
-pub async fn run(args: ClusterArgs) -> Result<(), String> {
+/// An HTTP client of the admin API as `--cert/--key/--ca` say, and the scheme it speaks
+/// (`https` with a certificate, `http` without). Shared with `placementd import`.
+pub(crate) fn admin_client(
+    cert: Option<&PathBuf>,
+    key: Option<&PathBuf>,
+    ca: Option<&PathBuf>,
+    timeout: Duration,
+) -> Result<(reqwest::Client, &'static str), String> {
     let mut builder = reqwest::Client::builder()
-        .timeout(ADMIN_TIMEOUT)
+        .timeout(timeout)
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none());
-    let scheme = match (&args.cert, &args.key, &args.ca) {
+    let scheme = match (cert, key, ca) {
         (Some(cert), Some(key), Some(ca)) => {
             let paths = placement_net::TlsPaths {
                 cert: cert.clone(),
@@ -131,19 +137,33 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
         _ => "http",
     };
     let http = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
+    Ok((http, scheme))
+}
+
+/// Why a request to the admin API at `peer` could not be sent, with every cause.
+pub(crate) fn unreachable(peer: &str, scheme: &str, e: &reqwest::Error) -> String {
+    let mut message = format!("cannot reach the admin API at {peer}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if scheme == "http" {
+        message.push_str(" (if the peer port uses TLS, pass --cert, --key and --ca)");
+    }
+    message
+}
+
+/// Runs one `placementd cluster` command.
+pub async fn run(args: ClusterArgs) -> Result<(), String> {
+    let (http, scheme) = admin_client(
+        args.cert.as_ref(),
+        args.key.as_ref(),
+        args.ca.as_ref(),
+        ADMIN_TIMEOUT,
+    )?;
     let url = |path: &str| format!("{scheme}://{}{path}", args.peer);
-    let unreachable = |e: reqwest::Error| {
-        let mut message = format!("cannot reach the admin API at {}: {e}", args.peer);
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        if scheme == "http" {
-            message.push_str(" (if the peer port uses TLS, pass --cert, --key and --ca)");
-        }
-        message
-    };
+    let unreachable = |e: reqwest::Error| unreachable(&args.peer, scheme, &e);
     if let ClusterCommand::Backup { file } = &args.command {
         return backup(&http, &url(paths::BACKUP), file)
             .await

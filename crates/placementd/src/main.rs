@@ -54,6 +54,7 @@ mod cert;
 mod cli;
 mod config;
 mod health;
+mod import;
 mod policy_cmd;
 mod settings;
 
@@ -98,6 +99,9 @@ enum Command {
     Cert(cert::CertArgs),
     /// Placement's policy rules: `placementd policy defaults` prints a sample policy file.
     Policy(policy_cmd::PolicyArgs),
+    /// Load a running Placement's database into an empty cluster, or (--verify) compare a
+    /// running Placement with placementd through the REST API.
+    Import(import::ImportArgs),
 }
 
 /// The peer port when `--initial-cluster` is given without `--peer-listen`.
@@ -149,6 +153,7 @@ async fn main() -> ExitCode {
         Some(Command::Restore(args)) => ("restore", cli::restore(args).await),
         Some(Command::Cert(args)) => ("cert", cert::run(args)),
         Some(Command::Policy(args)) => ("policy", policy_cmd::run(args)),
+        Some(Command::Import(args)) => ("import", import::run(args).await),
         None => ("", Ok(())),
     };
     if !name.is_empty() {
