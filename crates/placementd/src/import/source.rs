@@ -414,6 +414,15 @@ enum Conn {
 
 /// Reads every table of [`QUERIES`] in one read-only snapshot.
 pub async fn read(url: &SourceUrl) -> Result<Tables, String> {
+    if let SourceUrl::Sqlite { path } = url {
+        if !path.is_file() {
+            return Err(format!(
+                "there is no SQLite database file at {}: check the path in the URL \
+                 (sqlite:////absolute/path.db)",
+                path.display()
+            ));
+        }
+    }
     let mut conn = connect(url).await?;
     let what = url.describe();
     let failed = |e: sqlx::Error| format!("reading the {what}: {e}");
@@ -507,20 +516,13 @@ async fn connect(url: &SourceUrl) -> Result<Conn, String> {
                 }
                 options.connect().await.map(Conn::MySql)
             }
-            SourceUrl::Sqlite { path } => {
-                if !path.is_file() {
-                    return Err(sqlx::Error::Configuration(
-                        format!("{} is not a file", path.display()).into(),
-                    ));
-                }
-                SqliteConnectOptions::new()
-                    .filename(path)
-                    .read_only(true)
-                    .disable_statement_logging()
-                    .connect()
-                    .await
-                    .map(Conn::Sqlite)
-            }
+            SourceUrl::Sqlite { path } => SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true)
+                .disable_statement_logging()
+                .connect()
+                .await
+                .map(Conn::Sqlite),
         }
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
