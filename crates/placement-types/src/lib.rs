@@ -281,6 +281,30 @@ pub enum Command {
         inventories: Vec<ReshapeInventory>,
         allocations: Vec<ConsumerWrite>,
     },
+    /// `placementd import` (admin API): one batch of records read from a running Placement's
+    /// database, written verbatim (uuids, names, generations, timestamps). Appended last:
+    /// bincode stores the variant index, so variants are never reordered.
+    Import(Box<ImportBatch>),
+}
+
+/// One batch of an import (`Command::Import`): records exactly as the source database holds
+/// them. `apply` writes them without bumping a generation; it refuses the first batch
+/// (`seq == 0`) unless the state is empty, and any record that collides with one already
+/// stored or refers to one that is not (a parent, a class, a trait, a provider).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportBatch {
+    /// The batch's place in its import, from 0. Only 0 is special (the empty-state check);
+    /// the number also names the batch in errors.
+    pub seq: u32,
+    /// Custom resource classes, with the ids the source gave them.
+    pub resource_classes: Vec<ResourceClass>,
+    /// Custom traits.
+    pub traits: Vec<Trait>,
+    /// Providers with their inventories, traits and aggregates; a parent comes before its
+    /// children (in an earlier batch or earlier in this one).
+    pub providers: Vec<ResourceProvider>,
+    /// Consumers with their allocations (never empty), against providers already written.
+    pub consumers: Vec<Consumer>,
 }
 
 /// One provider's new inventory set in a reshape.

@@ -12,6 +12,7 @@
 //! | `POST /admin/snapshot`       | build a snapshot now (and compact the log)             |
 //! | `GET /admin/backup`          | a snapshot covering every acknowledged write, streamed |
 //! | `POST /admin/leader`         | on the leader, hand leadership to `{"to": ID}` (waits) |
+//! | `POST /admin/import`         | propose one import batch (`placementd import`, bincode)|
 //!
 //! `/admin/status` names the node's placementd `version`, so that `placement-status upgrade
 //! check` can tell whether every member runs the same one.
@@ -55,6 +56,7 @@ pub mod paths {
     pub const SNAPSHOT: &str = "/admin/snapshot";
     pub const BACKUP: &str = "/admin/backup";
     pub const LEADER: &str = "/admin/leader";
+    pub const IMPORT: &str = "/admin/import";
     /// Response header of a backup: the log index it covers.
     pub const BACKUP_INDEX_HEADER: &str = "x-placementd-backup-index";
 }
@@ -71,6 +73,12 @@ pub fn router(node: Node) -> Router {
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::BACKUP, get(backup))
         .route(paths::LEADER, post(transfer_leader))
+        .route(
+            paths::IMPORT,
+            post(import).layer(axum::extract::DefaultBodyLimit::max(
+                crate::import::load::MAX_IMPORT_BODY,
+            )),
+        )
         .with_state(node.clone())
         .layer(axum::middleware::from_fn_with_state(node, authorize))
 }
@@ -257,4 +265,41 @@ async fn backup(State(node): State<Node>) -> Response {
         axum::body::Body::from_stream(placement_raft::file_chunks(file)),
     )
         .into_response()
+}
+
+/// `POST /admin/import`: one batch of `placementd import` (an `ImportRequest`, bincode),
+/// proposed as one `Command::Import` entry through the normal write path (a follower
+/// forwards it to the leader; the request id dedupes a retried batch). 200 once applied;
+/// 409/400 with the state machine's refusal (the target is not empty, a record collides).
+async fn import(State(node): State<Node>, body: axum::body::Bytes) -> Response {
+    use crate::import::load::ImportRequest;
+    use placement_types::{Command, ErrorKind, Timestamp};
+    let request: ImportRequest = match placement_types::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("import batch: {e}")),
+    };
+    let seq = request.batch.seq;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    let write = placement_types::Request {
+        id: request.id,
+        at: Timestamp(at),
+        command: Command::Import(Box::new(request.batch)),
+    };
+    match node.write(write).await {
+        Ok(Ok(_)) => {
+            tracing::info!(seq, request_id = %request.id, "import batch applied");
+            Json(json!({ "seq": seq, "applied": true })).into_response()
+        }
+        Ok(Err(refusal)) => {
+            let status = match refusal.kind {
+                ErrorKind::Conflict => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            tracing::warn!(seq, request_id = %request.id, %refusal, "import batch refused");
+            error(status, refusal.detail)
+        }
+        Err(e) => raft_error(e),
+    }
 }

@@ -61,6 +61,16 @@ impl Admin {
         Ok(Admin { http, scheme })
     }
 
+    /// The URL of `path` on the member at `addr`.
+    pub fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
+    }
+
+    /// The HTTP client (for a request [`Admin::request`] does not fit, such as a bincode body).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The HTTP client and the URL of `path` on the member at `addr`.
     pub fn request(
         &self,

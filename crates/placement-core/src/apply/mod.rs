@@ -17,9 +17,11 @@
 //! with a conflict instead.
 //!
 //! Submodules by subject: `providers` (providers, inventories, traits, aggregates, resource
-//! classes) and `allocations` (consumers, allocations, reshaper).
+//! classes), `allocations` (consumers, allocations, reshaper) and `import` (records loaded
+//! verbatim from a running Placement's database).
 
 mod allocations;
+mod import;
 mod providers;
 mod validate;
 
@@ -79,5 +81,6 @@ fn dispatch(state: &State, at: Timestamp, command: &Command) -> Step {
         WriteAllocations { .. } | DeleteAllocations { .. } | Reshape { .. } => {
             allocations::apply(state, at, command)
         }
+        Import(batch) => import::apply(state, batch),
     }
 }

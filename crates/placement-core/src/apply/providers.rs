@@ -65,7 +65,7 @@ pub(super) fn apply(state: &State, at: Timestamp, command: &Command) -> Step {
             generation,
             aggregates,
         } => set_provider_aggregates(state, at, *provider, *generation, aggregates),
-        WriteAllocations { .. } | DeleteAllocations { .. } | Reshape { .. } => Err(
+        WriteAllocations { .. } | DeleteAllocations { .. } | Reshape { .. } | Import(_) => Err(
             DomainError::bad_request("allocation command routed to the provider module"),
         ),
     }

@@ -102,6 +102,9 @@ pub(super) fn check(request: &Request) -> Result<(), DomainError> {
         | DeleteProviderTraits { .. }
         | SetProviderAggregates { .. }
         | DeleteAllocations { .. } => Ok(()),
+        // Checked record by record with the helpers below, by `import::apply`, which walks
+        // the records anyway.
+        Import(_) => Ok(()),
     }
 }
 
@@ -124,7 +127,7 @@ fn chars(s: &str) -> usize {
 // ---- Names ----------------------------------------------------------------------------------
 
 /// `creating`: the uuid of the provider being created (an empty name is refused then only).
-fn provider_name(name: &str, creating: Option<Uuid>) -> Result<(), DomainError> {
+pub(super) fn provider_name(name: &str, creating: Option<Uuid>) -> Result<(), DomainError> {
     if let Some(uuid) = creating.filter(|_| name.is_empty()) {
         return Err(DomainError::bad_request(format!(
             "Unable to create resource provider \"{name}\", {uuid}: Object action create \
@@ -142,14 +145,14 @@ fn provider_name(name: &str, creating: Option<Uuid>) -> Result<(), DomainError> 
 }
 
 /// `[A-Z0-9_]+`: Placement's `RC_PATTERN` (and consumer type pattern).
-fn is_upper_word(s: &str) -> bool {
+pub(super) fn is_upper_word(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `CUSTOM_[A-Z0-9_]+` with at most [`MAX_NAME`] characters.
-fn is_custom_name(s: &str) -> bool {
+pub(super) fn is_custom_name(s: &str) -> bool {
     s.len() <= MAX_NAME && s.strip_prefix("CUSTOM_").is_some_and(is_upper_word)
 }
 
@@ -207,7 +210,7 @@ fn provider_trait(name: &str) -> Result<(), DomainError> {
 
 /// One inventory record. `capacity_rule`: the action word of Placement's capacity message
 /// (`update` / `create`), or `None` where Placement does not check capacity (reshaper).
-fn inventory(
+pub(super) fn inventory(
     provider: Uuid,
     rc: &str,
     inv: &Inventory,
