@@ -190,6 +190,12 @@ async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
         .await?
         .expect(200)?;
 
+    // An error answered by a route is counted under that route, not as unmatched.
+    on_follower
+        .get(&format!("/resource_providers/{}", uuid::Uuid::new_v4()))
+        .await?
+        .expect(404)?;
+
     let http = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).build()?;
     let mut scrapes = Vec::new();
     for node in &cluster.nodes {
@@ -256,6 +262,7 @@ async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
     // Six reads, and the inventory helper reads the generation first.
     assert!(route(f, "GET", "/resource_providers/{uuid}", "200") >= 6.0);
     assert_eq!(route(f, "POST", "/resource_providers", "200"), 3.0);
+    assert_eq!(route(f, "GET", "/resource_providers/{uuid}", "404"), 1.0);
     assert_eq!(
         route(f, "PUT", "/resource_providers/{uuid}/inventories", "200"),
         1.0

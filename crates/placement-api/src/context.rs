@@ -844,6 +844,11 @@ fn finish(resp: Response, env: &ErrorEnv<'_>) -> Response {
         }
     };
     let mut out = render_error(status, &detail, code.as_str(), env);
+    // The route that answered (`route_template`), for the access log and the HTTP metrics:
+    // a 404 of a missing provider still came from `/resource_providers/{uuid}`.
+    if let Some(matched) = parts.extensions.get::<axum::extract::MatchedPath>() {
+        out.extensions_mut().insert(matched.clone());
+    }
     for (name, value) in parts.headers.iter() {
         if name == CONTENT_TYPE || name == http::header::CONTENT_LENGTH {
             continue;
