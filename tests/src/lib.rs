@@ -447,22 +447,30 @@ impl Node {
             .ok_or_else(|| "not a cluster member: no peer port".into())
     }
 
+    /// `--peer <this node's peer address>` and, in a secured cluster, the operator's
+    /// `--cert/--key/--ca`: how every admin-API command (`cluster`, `import`, `status`)
+    /// names this node.
+    pub fn admin_args(&self) -> Result<Vec<String>> {
+        let mut args = vec!["--peer".to_string(), self.peer_addr()?];
+        if let Some(pki) = &self.pki {
+            let (cert, key) = pki.files("admin");
+            for (flag, path) in [("--cert", cert), ("--key", key), ("--ca", pki.ca())] {
+                args.push(flag.into());
+                args.push(path.display().to_string());
+            }
+        }
+        Ok(args)
+    }
+
     /// Runs `placementd cluster --peer <this node's peer address> <args>` (the real CLI
     /// against the admin API) and returns its JSON output; a failure carries its stderr.
     pub fn admin(&self, args: &[&str]) -> Result<Value> {
-        let mut command = Command::new(&self.bin);
-        command.arg("cluster").arg("--peer").arg(self.peer_addr()?);
-        if let Some(pki) = &self.pki {
-            let (cert, key) = pki.files("admin");
-            command
-                .arg("--cert")
-                .arg(cert)
-                .arg("--key")
-                .arg(key)
-                .arg("--ca")
-                .arg(pki.ca());
-        }
-        let out = command.args(args).stdin(Stdio::null()).output()?;
+        let out = Command::new(&self.bin)
+            .arg("cluster")
+            .args(self.admin_args()?)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
         if !out.status.success() {
             return Err(format!(
                 "placementd cluster {} failed ({}): {}",

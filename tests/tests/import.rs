@@ -157,24 +157,12 @@ fn real_placement_database(venv: &Path, dir: &Path) -> Result<(String, Value)> {
 
 /// Runs `placementd import` against `node`'s peer port with the admin certificate.
 fn import(node: &Node, args: &[&str]) -> Result<Output> {
-    let mut command = Command::new(placementd_bin()?);
-    command
+    Ok(Command::new(placementd_bin()?)
         .arg("import")
-        .arg("--peer")
-        .arg(node.peer_addr()?)
+        .args(node.admin_args()?)
         .args(args)
-        .stdin(Stdio::null());
-    if let Some(pki) = node.pki() {
-        let (cert, key) = pki.files("admin");
-        command
-            .arg("--cert")
-            .arg(cert)
-            .arg("--key")
-            .arg(key)
-            .arg("--ca")
-            .arg(pki.ca());
-    }
-    Ok(command.output()?)
+        .stdin(Stdio::null())
+        .output()?)
 }
 
 /// A body with what may legitimately differ taken out: `links`, the order of lists, and

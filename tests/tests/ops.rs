@@ -39,23 +39,10 @@ fn run(program: &Path, args: &[String]) -> Result<Run> {
     })
 }
 
-/// `--peer` and the operator's certificate for `node`'s admin API.
-fn peer_args(node: &Node) -> Result<Vec<String>> {
-    let mut args = vec!["--peer".to_string(), node.peer_addr()?];
-    if let Some(pki) = node.pki() {
-        let (cert, key) = pki.files("admin");
-        for (flag, path) in [("--cert", cert), ("--key", key), ("--ca", pki.ca())] {
-            args.push(flag.into());
-            args.push(path.display().to_string());
-        }
-    }
-    Ok(args)
-}
-
 /// `placementd cluster <peer args> <args>`.
 fn cluster_cli(node: &Node, args: &[&str]) -> Result<Run> {
     let mut all = vec!["cluster".to_string()];
-    all.extend(peer_args(node)?);
+    all.extend(node.admin_args()?);
     all.extend(args.iter().map(|a| a.to_string()));
     run(&placementd_bin()?, &all)
 }
@@ -278,7 +265,7 @@ async fn cluster_commands_ask_every_member() -> Result<()> {
 
     let (_tools, _manage, status) = symlinked_tools()?;
     let mut args = strings(&["--config-file", "/etc/placement/placement.conf"]);
-    args.extend(peer_args(&cluster.nodes[0])?);
+    args.extend(cluster.nodes[0].admin_args()?);
     args.extend(strings(&["upgrade", "check"]));
     let check = run(&status, &args)?;
     assert_eq!(check.code, 0, "{check}");
@@ -297,7 +284,7 @@ async fn cluster_commands_ask_every_member() -> Result<()> {
     assert_eq!(health.code, 1, "{health}");
     assert!(health.stderr.contains("unhealthy member(s)"), "{health}");
     assert!(health.stdout.contains("cannot reach"), "{health}");
-    let mut args = peer_args(&cluster.nodes[up])?;
+    let mut args = cluster.nodes[up].admin_args()?;
     args.extend(strings(&["upgrade", "check", "--json"]));
     let check = run(&status, &args)?;
     assert_eq!(check.code, 1, "{check}");

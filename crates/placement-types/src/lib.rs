@@ -307,6 +307,19 @@ pub struct ImportBatch {
     pub consumers: Vec<Consumer>,
 }
 
+impl ImportBatch {
+    /// Batch `seq` with no records yet.
+    pub fn empty(seq: u32) -> ImportBatch {
+        ImportBatch {
+            seq,
+            resource_classes: Vec::new(),
+            traits: Vec::new(),
+            providers: Vec::new(),
+            consumers: Vec::new(),
+        }
+    }
+}
+
 /// One provider's new inventory set in a reshape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReshapeInventory {

@@ -58,13 +58,7 @@ fn consumer(n: u128, generation: u32, allocations: &[(u128, &str, i64)]) -> Cons
 }
 
 fn batch(seq: u32) -> ImportBatch {
-    ImportBatch {
-        seq,
-        resource_classes: Vec::new(),
-        traits: Vec::new(),
-        providers: Vec::new(),
-        consumers: Vec::new(),
-    }
+    ImportBatch::empty(seq)
 }
 
 /// Applies a batch like the state machine does; the refusal's detail on failure.

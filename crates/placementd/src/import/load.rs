@@ -94,7 +94,7 @@ fn consumer_weight(c: &Consumer) -> usize {
 pub fn batches(dump: Dump) -> Vec<ImportBatch> {
     let mut cutter = Cutter {
         done: Vec::new(),
-        current: empty(0),
+        current: ImportBatch::empty(0),
         records: 0,
         bytes: 0,
     };
@@ -122,16 +122,6 @@ pub fn batches(dump: Dump) -> Vec<ImportBatch> {
     cutter.done
 }
 
-fn empty(seq: u32) -> ImportBatch {
-    ImportBatch {
-        seq,
-        resource_classes: Vec::new(),
-        traits: Vec::new(),
-        providers: Vec::new(),
-        consumers: Vec::new(),
-    }
-}
-
 fn encoded_len<T: Serialize>(value: &T) -> usize {
     // Encoding plain records cannot fail; a failure would show at the real encoding.
     placement_types::encode(value).map_or(0, |b| b.len())
@@ -152,7 +142,7 @@ impl Cutter {
             && (self.records + weight > MAX_BATCH_RECORDS || self.bytes + bytes > MAX_BATCH_BYTES);
         if full {
             let seq = self.current.seq + 1;
-            let closed = std::mem::replace(&mut self.current, empty(seq));
+            let closed = std::mem::replace(&mut self.current, ImportBatch::empty(seq));
             self.done.push(closed);
             self.records = 0;
             self.bytes = 0;
