@@ -53,6 +53,7 @@ pub mod handlers;
 pub mod openapi;
 pub mod policy;
 pub mod qs;
+mod read_pool;
 pub mod request_log;
 mod route_template;
 pub mod schema;

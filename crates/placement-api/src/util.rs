@@ -209,21 +209,22 @@ impl<B: Backend> AppState<B> {
         Ok(f(&self.backend.state()))
     }
 
-    /// [`Self::read`] for a read that may take long (a large search and its serialization):
-    /// `f` runs on a blocking thread, so that it holds up neither other requests on this
-    /// runtime thread nor, holding only a snapshot, the state machine.
+    /// [`Self::read`] for a read that costs real CPU (an allocation-candidates search and its
+    /// serialization): `f` runs on a search thread (`read_pool.rs`), at a lower priority than
+    /// the runtime's threads, so that however many such reads run, writes and small reads keep
+    /// their CPU; holding only a snapshot, it never holds up the state machine either.
     pub async fn read_blocking<R: Send + 'static>(
         &self,
         f: impl FnOnce(&State) -> R + Send + 'static,
     ) -> Result<R, ApiError> {
         self.backend.read_barrier().await?;
         let state = self.backend.state();
-        tokio::task::spawn_blocking(move || f(&state))
+        crate::read_pool::run(move || f(&state))
             .await
-            .map_err(|e| {
+            .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("read task failed: {e}"),
+                    "read task failed".to_string(),
                 )
             })
     }

@@ -120,6 +120,13 @@ pub static RAFT_FORWARDED_WRITES: Metric<Counter> = Metric::new(
     "Client writes this node forwarded to the leader (attempts; a retry counts again).",
     Counter::new(),
 );
+/// `placement-raft` `forward.rs`, one batch call to the leader.
+pub static RAFT_FORWARD_BATCH: Metric<Histogram> = Metric::new(
+    "placementd_raft_forward_batch_writes",
+    "Forwarded writes per call to the leader (writes queued while earlier calls were in \
+     flight travel together).",
+    Histogram::new(BATCH_BOUNDS, 1.0),
+);
 /// `placement-raft` `peer.rs`, the forwarded-write handler (the leader's side).
 pub static RAFT_FORWARDED_WRITES_SERVED: Metric<Counter> = Metric::new(
     "placementd_raft_forwarded_writes_served_total",
@@ -237,13 +244,14 @@ pub static KEYSTONE_UNAVAILABLE: Metric<Counter> = Metric::new(
 );
 
 /// Every metric above, in scrape order.
-fn all() -> [&'static dyn Encode; 21] {
+fn all() -> [&'static dyn Encode; 22] {
     [
         &RAFT_LEADER_CHANGES,
         &RAFT_PROPOSALS_COMMITTED,
         &RAFT_PROPOSALS_FAILED,
         &RAFT_PROPOSALS_PENDING,
         &RAFT_FORWARDED_WRITES,
+        &RAFT_FORWARD_BATCH,
         &RAFT_FORWARDED_WRITES_SERVED,
         &RAFT_SNAPSHOT_SEND,
         &RAFT_SNAPSHOT_RECEIVE,

@@ -41,6 +41,7 @@
 //! Left out: revocation of a removed member's certificate (rotate the CA).
 
 mod config;
+mod forward;
 pub mod guard;
 mod network;
 mod node;

@@ -66,8 +66,11 @@ pub mod paths {
     pub const VOTE: &str = "/raft/vote";
     pub const PRE_VOTE: &str = "/raft/pre-vote";
     pub const SNAPSHOT: &str = "/raft/snapshot";
-    /// A follower forwards a client write to the leader.
+    /// A follower forwards a client write to the leader (one per call: what a follower of an
+    /// older version sends).
     pub const WRITE: &str = "/cluster/write";
+    /// A follower forwards a batch of client writes to the leader (`forward.rs`).
+    pub const WRITES: &str = "/cluster/writes";
     /// A follower asks the leader for a read index (ReadIndex for follower reads).
     pub const READ_INDEX: &str = "/cluster/read-index";
     /// The leader asks the node it hands leadership to to start an election at once.
@@ -163,7 +166,7 @@ pub struct SnapshotHeader {
 }
 
 /// A transport failure (the call did not produce a peer answer).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     /// No connection could be made (peer down or not listening yet).
     #[error("cannot connect to {addr}: {message}")]
@@ -171,6 +174,9 @@ pub enum TransportError {
     /// The call failed after connecting (timeout, reset, bad status, bad body).
     #[error("peer {addr}: {message}")]
     Call { addr: String, message: String },
+    /// The peer does not serve this path (404): an older version.
+    #[error("peer {addr} does not serve {path}")]
+    NotFound { addr: String, path: String },
 }
 
 /// Resolves `node<ID>` to the address the membership records for node `ID` (the client
@@ -333,6 +339,7 @@ impl PeerClient {
             .await
             .map_err(|e| Self::transport(peer, &e))?;
         let status = response.status();
+        let response_path = response.url().path().to_string();
         let mut body: Vec<u8> = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -346,6 +353,12 @@ impl PeerClient {
                 )));
             }
             body.extend_from_slice(&chunk);
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(TransportError::NotFound {
+                addr: peer.addr.clone(),
+                path: response_path,
+            });
         }
         if status != reqwest::StatusCode::OK {
             return Err(call(format!(
@@ -395,6 +408,18 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Result<(ApplyResult, u64), PeerError>, TransportError> {
         self.call(peer, paths::WRITE, forwarded, timeout).await
+    }
+
+    /// Forwards a batch of writes to the leader `peer` (`forward.rs`); the answer holds each
+    /// write's outcome and entry index, in the order sent.
+    #[allow(clippy::type_complexity)]
+    pub async fn forward_writes(
+        &self,
+        peer: &Peer,
+        forwarded: &[&Forwarded],
+        timeout: Duration,
+    ) -> Result<Result<Vec<Result<(ApplyResult, u64), PeerError>>, PeerError>, TransportError> {
+        self.call(peer, paths::WRITES, &forwarded, timeout).await
     }
 
     /// Asks the leader `peer` for a read index: the log index this node must have applied
@@ -530,7 +555,9 @@ impl PeerConnection {
     fn rpc_error(&self, e: TransportError) -> RPCError<TypeConfig> {
         match e {
             TransportError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-            TransportError::Call { .. } => RPCError::Network(NetworkError::new(&e)),
+            TransportError::Call { .. } | TransportError::NotFound { .. } => {
+                RPCError::Network(NetworkError::new(&e))
+            }
         }
     }
 

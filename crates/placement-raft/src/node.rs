@@ -43,6 +43,7 @@ use placement_storage::{NodeId, PeerNode, SharedState, StateMachine, Store, Type
 use placement_types::{ApplyResult, LogPayload, Origin, Request};
 
 use crate::config::{raft_config_with, ELECTION_TIMEOUT_MAX_MS, SNAPSHOT_EVERY_ENTRIES};
+use crate::forward::Forwarder;
 use crate::guard::{MembershipView, Refusal, Sender};
 use crate::network::{
     Forwarded, Member, MembershipChange, MembershipOutcome, Peer, PeerClient, PeerError,
@@ -210,6 +211,8 @@ pub struct PlacementNode {
     state: SharedState,
     store: Store,
     peers: PeerClient,
+    /// Writes forwarded to the leader, batched (`forward.rs`).
+    forwarder: Forwarder,
     /// One snapshot is received at a time.
     snapshot_slot: Arc<tokio::sync::Semaphore>,
 }
@@ -286,6 +289,7 @@ impl PlacementNode {
             raft,
             state,
             store,
+            forwarder: Forwarder::spawn(peers.clone()),
             peers,
             snapshot_slot: Arc::new(tokio::sync::Semaphore::new(1)),
         };
@@ -525,8 +529,8 @@ impl PlacementNode {
         tracing::info!(request_id = %format_args!("req-{}", forwarded.request.id), leader = peer.id, "forwarding a write to the leader");
         placement_metrics::catalog::RAFT_FORWARDED_WRITES.inc();
         let answer = self
-            .peers
-            .forward_write(peer, forwarded, timeout)
+            .forwarder
+            .forward(peer, forwarded.clone(), timeout)
             .await
             .map_err(Error::from)?;
         let (result, index) = answer?;

@@ -85,6 +85,7 @@ pub fn peer_router(node: Node) -> Router {
         ));
     let forwards = Router::new()
         .route(paths::WRITE, post(forwarded_write))
+        .route(paths::WRITES, post(forwarded_writes))
         .route(paths::READ_INDEX, post(read_index))
         .layer(axum::middleware::from_fn_with_state(
             PEER_REQUEST_TIMEOUT,
@@ -267,6 +268,44 @@ async fn forwarded_write(State(node): State<Node>, conn: Conn, body: Bytes) -> R
         .await
         .map_err(peer_error);
     bincode_response(&answer)
+}
+
+/// A batch of forwarded writes (`forward.rs`): proposed together, so they share log appends
+/// as concurrent client writes do, and answered in the order received.
+async fn forwarded_writes(State(node): State<Node>, conn: Conn, body: Bytes) -> Response {
+    let batch: Vec<Forwarded> = match decode_body(&body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let from = match admit_forward(&node, &conn) {
+        Ok(from) => from,
+        Err(r) => return refused(r, &conn, "forwarded writes"),
+    };
+    if batch.len() > crate::forward::MAX_BATCH {
+        let refusal = Refusal::Insane(format!(
+            "{} forwarded writes in one call (at most {})",
+            batch.len(),
+            crate::forward::MAX_BATCH
+        ));
+        return refused(refusal, &conn, "forwarded writes");
+    }
+    let writes = batch.into_iter().map(|forwarded| {
+        let node = &node;
+        async move {
+            placement_metrics::catalog::RAFT_FORWARDED_WRITES_SERVED.inc();
+            tracing::info!(
+                request_id = %format_args!("req-{}", forwarded.request.id),
+                from_node = ?from,
+                origin = %forwarded.origin,
+                "applying a forwarded write"
+            );
+            node.write_local_indexed(forwarded.request)
+                .await
+                .map_err(peer_error)
+        }
+    });
+    let answers = futures::future::join_all(writes).await;
+    bincode_response(&Ok::<_, PeerError>(answers))
 }
 
 async fn read_index(State(node): State<Node>, conn: Conn, body: Bytes) -> Response {

@@ -153,15 +153,25 @@ impl StateMachine {
     pub(crate) fn apply_entry(&mut self, entry: Entry) -> Result<ApplyResult> {
         let mut batch = WriteBatch::default();
         let result = self.apply_entry_into(entry, &mut batch)?;
+        self.put_applied(&mut batch)?;
         // Not synced: the durable Raft log replays this entry if the write is lost.
         self.db.write_opt(batch, &unsynced())?;
         self.shared.publish(&self.working);
         Ok(result)
     }
 
-    /// Applies one entry: its record changes and the new applied id go into `batch` (which
-    /// the caller writes), and the in-memory state moves at once, so the next entry applies
-    /// on top of this one. Until `batch` is written, the database lags memory; a crash then
+    /// Adds the applied log id to `batch`: once per batch, after its last entry (the batch
+    /// is written whole or not at all, so the id always comes with its records).
+    fn put_applied(&self, batch: &mut WriteBatch) -> Result<()> {
+        match &self.applied {
+            Some(id) => put_meta(&self.db, batch, &APPLIED, id),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies one entry: its record changes go into `batch` (which the caller writes, with
+    /// [`Self::put_applied`] after the last entry), and the in-memory state moves at once, so
+    /// the next entry applies on top of this one. Until `batch` is written, the database lags memory; a crash then
     /// loses both, and the durable Raft log replays the entries (see the module doc).
     fn apply_entry_into(&mut self, entry: Entry, batch: &mut WriteBatch) -> Result<ApplyResult> {
         let log_id = entry.log_id();
@@ -217,7 +227,6 @@ impl StateMachine {
                 (key, None) => batch.delete_cf(cf_records, key),
             }
         }
-        put_meta(&self.db, batch, &APPLIED, &log_id)?;
 
         if !changes.is_empty() {
             self.working.commit(&changes);
@@ -418,6 +427,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if let Some(responder) = responder {
                 answers.push((responder, result));
             }
+        }
+        if applied > 0 {
+            self.put_applied(&mut batch)?;
         }
         if !batch.is_empty() {
             // Not synced: the durable Raft log replays these entries if the write is lost.

@@ -148,6 +148,10 @@ fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<NodeId, PeerNode>, Strin
 /// operator runs `placementd cluster add` after starting it).
 const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// The process allocator: see the workspace `Cargo.toml` for why not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Invoked through a `placement-manage` or `placement-status` symlink.
