@@ -450,8 +450,18 @@ pub(super) fn search_group(
     // the trait index) bound the scan below, which then skips the others without looking
     // up their usages. A group with a rare trait thus costs little, even over every tree.
     let one_provider = g.use_same_provider() || (ctx.sharing.is_empty() && !ctx.has_trees);
-    let with_traits = (one_provider && !g.required_traits.is_empty())
-        .then(|| providers_with_required_traits(state, g));
+    // Over every tree the trait index gives them; within a window, the window's own
+    // providers are checked instead (the same set there: the index is derived from the
+    // records), so a window costs its size, not the size of a common trait's index.
+    let with_traits = (one_provider && !g.required_traits.is_empty()).then(|| match scope {
+        Scope::All => providers_with_required_traits(state, g),
+        Scope::Window(w) => w
+            .providers
+            .iter()
+            .filter(|p| has_required_traits(p, g))
+            .map(|p| p.uuid)
+            .collect(),
+    });
     // Per class, the providers with room, in uuid order. One pass over the providers, so
     // each provider record is visited once for all classes.
     let mut with_resource: Vec<Vec<&ResourceProvider>> = vec![Vec::new(); g.resources.len()];
@@ -517,6 +527,11 @@ fn fits_one_group(p: &ResourceProvider, rc: &str, amount: i64, used: i64) -> boo
 
 fn has_any_trait(p: &ResourceProvider, traits: &BTreeSet<String>) -> bool {
     traits.iter().any(|t| p.traits.contains(t))
+}
+
+/// Whether a provider has a trait of every required set of the group.
+fn has_required_traits(p: &ResourceProvider, g: &RequestGroup) -> bool {
+    g.required_traits.iter().all(|set| has_any_trait(p, set))
 }
 
 /// Sorted, unique uuids in both sorted, unique sequences.
