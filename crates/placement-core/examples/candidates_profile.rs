@@ -1,12 +1,12 @@
 //! Times the allocation-candidates search over an in-memory [`State`] shaped like the
 //! benchmark deployment (`scripts/bench-candidates`): N compute nodes with the seed's
-//! inventories, traits and aggregates, 1,000 consumers, some nested trees (compute node +
-//! two NUMA children with VCPU/MEMORY_MB) and sharing DISK_GB providers in the shared
-//! aggregate. Pure CPU, no HTTP; use it under `valgrind --tool=callgrind` to profile.
+//! inventories, traits and aggregates, CONSUMERS consumers (default 1,000), some nested
+//! trees (compute node + two NUMA children with VCPU/MEMORY_MB) and sharing DISK_GB
+//! providers in the shared aggregate. Pure CPU, no HTTP; use it under `valgrind --tool=callgrind` to profile.
 //!
-//!     cargo run --release -p placement-core --example candidates_profile -- [N] [ITERS] [QUERY]
+//!     cargo run --release -p placement-core --example candidates_profile -- [N] [ITERS] [QUERY] [CONSUMERS]
 //!
-//! QUERY: `simple`, `granular`, `numa` or (default) all three. `numa` is the granular query
+//! QUERY: `simple`, `granular`, `numa` or `all` (the default). `numa` is the granular query
 //! with `required1=HW_NUMA_ROOT`, a trait only the NUMA children of the few nested trees
 //! have: its first window of roots usually has no match (the windowed search's slow case).
 
@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use placement_core::candidates::{search, CandidateRequest, GroupPolicy, RequestGroup};
-use support::build;
+use support::build_with;
 
 fn group(suffix: &str, resources: &[(&str, i64)], required: &[&str]) -> RequestGroup {
     RequestGroup {
@@ -34,12 +34,17 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let iters: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
-    let only = args.next();
+    let only = args.next().filter(|q| q != "all");
+    let consumers: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(n.min(1000));
     let t = Instant::now();
-    let state = build(n);
+    let state = build_with(n, consumers);
     eprintln!(
-        "built {} providers in {:?}",
+        "built {} providers, {} consumers in {:?}",
         state.provider_count(),
+        state.consumer_count(),
         t.elapsed()
     );
     let simple = CandidateRequest {
