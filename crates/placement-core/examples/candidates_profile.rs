@@ -88,15 +88,23 @@ fn main() {
         }
         let mut times = Vec::with_capacity(iters);
         let mut found = 0;
-        for _ in 0..iters {
+        let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+        for i in 0..iters {
             let t = Instant::now();
             let c = search(&state, req).expect("search");
             times.push(t.elapsed().as_secs_f64() * 1e3);
             found = c.allocation_requests.len();
+            if i == 0 {
+                // FNV-1a of the whole answer, to compare builds: same digest, same answer.
+                for b in format!("{c:?}").bytes() {
+                    digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
         }
         times.sort_by(|a, b| a.total_cmp(b));
         println!(
-            "{name}: {found} candidates; p50 {:.3} ms, p99 {:.3} ms, min {:.3} ms over {iters}",
+            "{name}: {found} candidates (digest {digest:016x}); p50 {:.3} ms, p99 {:.3} ms, \
+             min {:.3} ms over {iters}",
             times[times.len() / 2],
             times[(times.len() * 99 / 100).min(times.len() - 1)],
             times[0]
