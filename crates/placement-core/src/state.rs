@@ -67,7 +67,8 @@ pub struct State {
     traits: OrdMap<String, Arc<Trait>>,
     // Derived indexes.
     provider_names: HashMap<String, Uuid>,
-    children: HashMap<Uuid, OrdSet<Uuid>>,
+    /// parent -> its children; ordered, so a window of roots finds its parents by range.
+    children: OrdMap<Uuid, OrdSet<Uuid>>,
     /// provider -> units used per class and the consumers holding them; no entry for a
     /// provider nobody allocates from. One map for both, so an allocation write looks up
     /// (and, under a reader's snapshot, copies the path to) one entry per provider.
@@ -354,6 +355,13 @@ impl State {
     /// Direct children of a provider, by uuid.
     pub fn children(&self, uuid: &Uuid) -> impl Iterator<Item = &Uuid> {
         self.children.get(uuid).into_iter().flatten()
+    }
+
+    /// The providers with children whose uuid lies in `first..=last` (nothing when `first >
+    /// last`), in uuid order: a range of the index, not a lookup per provider.
+    pub fn parents_between(&self, first: Uuid, last: Uuid) -> impl Iterator<Item = &Uuid> {
+        let range = (first <= last).then(|| self.children.range(first..=last));
+        range.into_iter().flatten().map(|(u, _)| u)
     }
 
     /// Whether any provider has a parent (Placement's `_has_provider_trees`).

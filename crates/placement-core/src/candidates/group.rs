@@ -221,8 +221,9 @@ impl<'a> Window<'a> {
         // stable sort below is about a merge.
         let in_range = providers.len();
         if ctx.has_trees {
-            for r in &roots {
-                if state.children(r).next().is_some() {
+            let (first, last) = (roots[0], roots[roots.len() - 1]);
+            for r in state.parents_between(first, last) {
+                if roots.binary_search(r).is_ok() {
                     providers.extend(
                         state
                             .subtree(r)
