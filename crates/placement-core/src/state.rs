@@ -1,7 +1,7 @@
 //! The in-memory model of Placement's state, and the [`Change`]s that move it.
 //!
 //! [`State`] holds every stored record (providers, consumers, custom resource classes, custom
-//! traits) plus indexes derived from them (names, children, usages, consumers per provider,
+//! traits) plus indexes derived from them (names, children, usages and consumers per provider,
 //! providers per trait, members per aggregate).
 //! Storage persists only the records: it writes each [`Change`] that `apply` returns and, at
 //! start, rebuilds the state with [`State::insert_record`]. Derived indexes are never stored.
@@ -21,7 +21,11 @@
 use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap, OrdSet};
-use placement_types::{standard, Consumer, ResourceClass, ResourceProvider, Trait, Uuid};
+use std::collections::BTreeSet;
+
+use placement_types::{
+    standard, Allocation, Consumer, ResourceClass, ResourceProvider, Trait, Uuid,
+};
 
 /// One stored record replaced (`Some`) or removed (`None`). Storage maps each to one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +48,15 @@ pub enum Record {
 /// Units of each resource class allocated from one provider.
 pub type Usages = OrdMap<String, i64>;
 
+/// What is allocated from one provider.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Load {
+    /// Resource class -> units used; a class is dropped when its usage returns to 0.
+    usages: Usages,
+    /// Consumers holding allocations against the provider.
+    consumers: OrdSet<Uuid>,
+}
+
 /// Placement's whole state. Read it freely; change it only through `apply`. Cheap to clone
 /// (see the module doc).
 #[derive(Debug, Clone, Default)]
@@ -54,11 +67,12 @@ pub struct State {
     traits: OrdMap<String, Arc<Trait>>,
     // Derived indexes.
     provider_names: HashMap<String, Uuid>,
-    children: HashMap<Uuid, OrdSet<Uuid>>,
-    /// provider -> resource class -> units used.
-    usages: HashMap<Uuid, Usages>,
-    /// provider -> consumers holding allocations against it.
-    provider_consumers: HashMap<Uuid, OrdSet<Uuid>>,
+    /// parent -> its children; ordered, so a window of roots finds its parents by range.
+    children: OrdMap<Uuid, OrdSet<Uuid>>,
+    /// provider -> units used per class and the consumers holding them; no entry for a
+    /// provider nobody allocates from. One map for both, so an allocation write looks up
+    /// (and, under a reader's snapshot, copies the path to) one entry per provider.
+    loads: HashMap<Uuid, Load>,
     /// trait -> providers that have it (allocation candidates: sharing providers, traits).
     trait_providers: HashMap<String, OrdSet<Uuid>>,
     /// aggregate -> (root, provider) of its members (allocation candidates: `member_of`,
@@ -129,12 +143,33 @@ impl State {
         }
     }
 
+    /// Replaces or removes one provider. The derived indexes change only where the record's
+    /// inputs to them changed: an allocation write bumps the generation of the providers it
+    /// uses, and re-filing such a provider under every one of its traits and aggregates
+    /// would copy a path of each of those (shared, large) sets for nothing.
     fn set_provider(&mut self, uuid: Uuid, new: Option<ResourceProvider>) {
-        if let Some(old) = self.providers.remove(&uuid) {
-            if self.provider_names.get(&old.name) == Some(&uuid) {
-                self.provider_names.remove(&old.name);
+        let new = new.map(Arc::new);
+        let old = match &new {
+            Some(p) => self.providers.insert(uuid, Arc::clone(p)),
+            None => self.providers.remove(&uuid),
+        };
+        let (old, new) = (old.as_deref(), new.as_deref());
+        if old.map(|p| &p.name) != new.map(|p| &p.name) {
+            if let Some(old) = old {
+                if self.provider_names.get(&old.name) == Some(&uuid) {
+                    self.provider_names.remove(&old.name);
+                }
             }
-            if let Some(parent) = old.parent {
+        }
+        if let Some(new) = new {
+            // (A lookup, not a write, when the name stays.)
+            if self.provider_names.get(&new.name) != Some(&uuid) {
+                self.provider_names.insert(new.name.clone(), uuid);
+            }
+        }
+        let (old_parent, new_parent) = (old.and_then(|p| p.parent), new.and_then(|p| p.parent));
+        if old_parent != new_parent {
+            if let Some(parent) = old_parent {
                 if let Some(set) = self.children.get_mut(&parent) {
                     set.remove(&uuid);
                     if set.is_empty() {
@@ -142,7 +177,15 @@ impl State {
                     }
                 }
             }
-            for t in &old.traits {
+            if let Some(parent) = new_parent {
+                self.children.entry(parent).or_default().insert(uuid);
+            }
+        }
+        let no_traits = BTreeSet::new();
+        let old_traits = old.map_or(&no_traits, |p| &p.traits);
+        let new_traits = new.map_or(&no_traits, |p| &p.traits);
+        if old_traits != new_traits {
+            for t in old_traits.difference(new_traits) {
                 if let Some(set) = self.trait_providers.get_mut(t) {
                     set.remove(&uuid);
                     if set.is_empty() {
@@ -150,72 +193,132 @@ impl State {
                     }
                 }
             }
-            for a in &old.aggregates {
-                if let Some(set) = self.aggregate_members.get_mut(a) {
-                    set.remove(&(old.root, uuid));
-                    if set.is_empty() {
-                        self.aggregate_members.remove(a);
-                    }
-                }
-            }
-        }
-        if let Some(p) = new {
-            self.provider_names.insert(p.name.clone(), uuid);
-            if let Some(parent) = p.parent {
-                self.children.entry(parent).or_default().insert(uuid);
-            }
-            for t in &p.traits {
+            for t in new_traits.difference(old_traits) {
                 self.trait_providers
                     .entry(t.clone())
                     .or_default()
                     .insert(uuid);
             }
-            for a in &p.aggregates {
-                self.aggregate_members
-                    .entry(*a)
-                    .or_default()
-                    .insert((p.root, uuid));
+        }
+        // Members are filed under (root, provider): a new root re-files every aggregate.
+        let no_aggs = BTreeSet::new();
+        let old_aggs = old.map_or(&no_aggs, |p| &p.aggregates);
+        let new_aggs = new.map_or(&no_aggs, |p| &p.aggregates);
+        let moved = old.map(|p| p.root) != new.map(|p| p.root);
+        if old_aggs != new_aggs || moved {
+            if let Some(old) = old {
+                for a in old_aggs.iter().filter(|a| moved || !new_aggs.contains(a)) {
+                    if let Some(set) = self.aggregate_members.get_mut(a) {
+                        set.remove(&(old.root, uuid));
+                        if set.is_empty() {
+                            self.aggregate_members.remove(a);
+                        }
+                    }
+                }
             }
-            self.providers.insert(uuid, Arc::new(p));
+            if let Some(new) = new {
+                for a in new_aggs.iter().filter(|a| moved || !old_aggs.contains(a)) {
+                    self.aggregate_members
+                        .entry(*a)
+                        .or_default()
+                        .insert((new.root, uuid));
+                }
+            }
         }
     }
 
+    /// Replaces or removes one consumer. Its allocations are grouped by provider, so each
+    /// provider's load is looked up (and, under a snapshot, copied) once per write, and not
+    /// written at all when the write leaves it as it was.
     fn set_consumer(&mut self, uuid: Uuid, new: Option<Consumer>) {
-        if let Some(old) = self.consumers.remove(&uuid) {
-            for a in &old.allocations {
-                if let Some(by_rc) = self.usages.get_mut(&a.provider) {
-                    if let Some(u) = by_rc.get_mut(&a.resource_class) {
+        let new = new.map(Arc::new);
+        let old = match &new {
+            Some(c) => self.consumers.insert(uuid, Arc::clone(c)),
+            None => self.consumers.remove(&uuid),
+        };
+        let no_allocations: &[Allocation] = &[];
+        let old_allocs = old.as_deref().map_or(no_allocations, |c| &c.allocations);
+        let new_allocs = new.as_deref().map_or(no_allocations, |c| &c.allocations);
+        // The providers of either set, each once (the sets are a handful of allocations).
+        let mut touched: Vec<Uuid> = Vec::with_capacity(old_allocs.len() + new_allocs.len());
+        for a in old_allocs.iter().chain(new_allocs) {
+            if !touched.contains(&a.provider) {
+                touched.push(a.provider);
+            }
+        }
+        for rp in touched {
+            let olds: Vec<&Allocation> = old_allocs.iter().filter(|a| a.provider == rp).collect();
+            let news: Vec<&Allocation> = new_allocs.iter().filter(|a| a.provider == rp).collect();
+            self.update_load(rp, uuid, &olds, &news);
+        }
+    }
+
+    /// One provider's load after a consumer's allocations there went from `olds` to `news`:
+    /// the old amounts are taken off (a class at 0 is dropped), the new ones added, the
+    /// consumer filed or unfiled, and the entry dropped once nothing is left.
+    fn update_load(
+        &mut self,
+        rp: Uuid,
+        consumer: Uuid,
+        olds: &[&Allocation],
+        news: &[&Allocation],
+    ) {
+        if !olds.is_empty() && !news.is_empty() {
+            // A rewrite: often the same amounts (a consumer's other providers changed), and
+            // then nothing here changes; look before copying anything.
+            let current = self.loads.get(&rp).map(|l| &l.usages);
+            let usage = |rc: &str| current.and_then(|m| m.get(rc)).copied();
+            let mut classes: Vec<(&str, Option<i64>)> = Vec::new();
+            for a in olds.iter().chain(news) {
+                if !classes.iter().any(|(rc, _)| *rc == a.resource_class) {
+                    classes.push((&a.resource_class, usage(&a.resource_class)));
+                }
+            }
+            let before = classes.clone();
+            for a in olds {
+                let slot = classes.iter_mut().find(|(rc, _)| *rc == a.resource_class);
+                if let Some((_, after)) = slot {
+                    if let Some(u) = after {
                         *u -= a.used;
                         if *u == 0 {
-                            by_rc.remove(&a.resource_class);
+                            *after = None;
                         }
                     }
-                    if by_rc.is_empty() {
-                        self.usages.remove(&a.provider);
-                    }
                 }
-                if let Some(set) = self.provider_consumers.get_mut(&a.provider) {
-                    set.remove(&uuid);
-                    if set.is_empty() {
-                        self.provider_consumers.remove(&a.provider);
-                    }
+            }
+            for a in news {
+                if let Some((_, u)) = classes.iter_mut().find(|(rc, _)| *rc == a.resource_class) {
+                    *u = Some(u.unwrap_or(0) + a.used);
+                }
+            }
+            if classes == before {
+                return;
+            }
+        }
+        let load = self.loads.entry(rp).or_default();
+        for a in olds {
+            if let Some(u) = load.usages.get_mut(&a.resource_class) {
+                *u -= a.used;
+                if *u == 0 {
+                    load.usages.remove(&a.resource_class);
                 }
             }
         }
-        if let Some(c) = new {
-            for a in &c.allocations {
-                *self
-                    .usages
-                    .entry(a.provider)
-                    .or_default()
-                    .entry(a.resource_class.clone())
-                    .or_default() += a.used;
-                self.provider_consumers
-                    .entry(a.provider)
-                    .or_default()
-                    .insert(uuid);
+        for a in news {
+            match load.usages.get_mut(&a.resource_class) {
+                Some(u) => *u += a.used,
+                None => {
+                    load.usages.insert(a.resource_class.clone(), a.used);
+                }
             }
-            self.consumers.insert(uuid, Arc::new(c));
+        }
+        if news.is_empty() {
+            load.consumers.remove(&consumer);
+        } else if olds.is_empty() {
+            load.consumers.insert(consumer);
+        }
+        if load.usages.is_empty() && load.consumers.is_empty() {
+            self.loads.remove(&rp);
         }
     }
 
@@ -252,6 +355,13 @@ impl State {
     /// Direct children of a provider, by uuid.
     pub fn children(&self, uuid: &Uuid) -> impl Iterator<Item = &Uuid> {
         self.children.get(uuid).into_iter().flatten()
+    }
+
+    /// The providers with children whose uuid lies in `first..=last` (nothing when `first >
+    /// last`), in uuid order: a range of the index, not a lookup per provider.
+    pub fn parents_between(&self, first: Uuid, last: Uuid) -> impl Iterator<Item = &Uuid> {
+        let range = (first <= last).then(|| self.children.range(first..=last));
+        range.into_iter().flatten().map(|(u, _)| u)
     }
 
     /// Whether any provider has a parent (Placement's `_has_provider_trees`).
@@ -298,23 +408,26 @@ impl State {
 
     /// Units of each resource class allocated from a provider.
     pub fn usages(&self, provider: &Uuid) -> Option<&Usages> {
-        self.usages.get(provider)
+        self.loads
+            .get(provider)
+            .map(|l| &l.usages)
+            .filter(|u| !u.is_empty())
     }
 
     pub fn usage(&self, provider: &Uuid, resource_class: &str) -> i64 {
-        self.usages
+        self.loads
             .get(provider)
-            .and_then(|m| m.get(resource_class))
+            .and_then(|l| l.usages.get(resource_class))
             .copied()
             .unwrap_or(0)
     }
 
     /// Consumers holding allocations against a provider.
     pub fn provider_consumers(&self, provider: &Uuid) -> impl Iterator<Item = &Consumer> {
-        self.provider_consumers
+        self.loads
             .get(provider)
             .into_iter()
-            .flatten()
+            .flat_map(|l| &l.consumers)
             .filter_map(|c| self.consumer(c))
     }
 
@@ -384,7 +497,7 @@ impl State {
 mod tests {
     use std::collections::BTreeMap;
 
-    use placement_types::{ResourceProvider, Timestamp, Uuid};
+    use placement_types::{Allocation, ResourceProvider, Timestamp, Uuid};
 
     use super::*;
 
@@ -510,5 +623,128 @@ mod tests {
         s.commit(&[Change::Provider(Uuid::from_u128(3), None)]);
         assert!(!s.has_nested_providers());
         assert!(!s.trait_providers.contains_key("B"));
+    }
+
+    /// One generated change: a provider (re)written with a name, parent, root, traits and
+    /// aggregates drawn from small sets, a provider removed, a consumer (re)written with a
+    /// few allocations, or a consumer removed.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Provider {
+            n: u128,
+            name: u8,
+            parent: Option<u128>,
+            root: Option<u128>,
+            traits: u8,
+            aggs: u8,
+        },
+        DeleteProvider(u128),
+        Consumer(u128, Vec<(u128, usize, i64)>),
+        DeleteConsumer(u128),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (
+                1u128..6,
+                0u8..2,
+                proptest::option::of(1u128..6),
+                proptest::option::of(1u128..6),
+                0u8..8,
+                0u8..4
+            )
+                .prop_map(|(n, name, parent, root, traits, aggs)| Op::Provider {
+                    n,
+                    name,
+                    parent,
+                    root,
+                    traits,
+                    aggs
+                }),
+            1 => (1u128..6).prop_map(Op::DeleteProvider),
+            4 => (
+                1u128..5,
+                proptest::collection::vec((1u128..6, 0usize..3, 1i64..4), 0..4)
+            )
+                .prop_map(|(c, allocs)| Op::Consumer(c, allocs)),
+            1 => (1u128..5).prop_map(Op::DeleteConsumer),
+        ]
+    }
+
+    fn change_of(op: &Op) -> Change {
+        const TRAITS: [&str; 3] = ["A", "B", "C"];
+        const CLASSES: [&str; 3] = ["VCPU", "MEMORY_MB", "DISK_GB"];
+        match op {
+            Op::Provider {
+                n,
+                name,
+                parent,
+                root,
+                traits,
+                aggs,
+            } => {
+                let traits: Vec<&str> = (0..3)
+                    .filter(|b| traits & (1 << b) != 0)
+                    .map(|b| TRAITS[b])
+                    .collect();
+                let aggs: Vec<u128> = (0..2)
+                    .filter(|b| aggs & (1 << b) != 0)
+                    .map(|b| 100 + b as u128)
+                    .collect();
+                let mut p = rp_in(*n, *parent, &traits, &aggs);
+                // Names unique per provider (the API's rule), but they do change.
+                p.name = format!("rp{n}-{name}");
+                p.root = Uuid::from_u128(root.unwrap_or(*n));
+                Change::Provider(p.uuid, Some(p))
+            }
+            Op::DeleteProvider(n) => Change::Provider(Uuid::from_u128(*n), None),
+            Op::Consumer(c, allocs) => {
+                let uuid = Uuid::from_u128(1000 + c);
+                let consumer = Consumer {
+                    uuid,
+                    project_id: "p".into(),
+                    user_id: "u".into(),
+                    generation: 1,
+                    consumer_type: None,
+                    created_at: Timestamp(0),
+                    updated_at: Timestamp(0),
+                    allocations: allocs
+                        .iter()
+                        .map(|(rp, rc, used)| Allocation {
+                            provider: Uuid::from_u128(*rp),
+                            resource_class: CLASSES[*rc].to_string(),
+                            used: *used,
+                        })
+                        .collect(),
+                };
+                Change::Consumer(uuid, Some(consumer))
+            }
+            Op::DeleteConsumer(c) => Change::Consumer(Uuid::from_u128(1000 + c), None),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// The module's invariant: after any sequence of commits, every derived index equals
+        /// what a rebuild from the records gives (the indexes are kept up to date by
+        /// difference, and a write that leaves a provider's load as it was skips it).
+        #[test]
+        fn commits_keep_every_index_equal_to_a_rebuild(
+            batches in proptest::collection::vec(proptest::collection::vec(op(), 1..4), 1..12)
+        ) {
+            let mut s = State::new();
+            for batch in &batches {
+                let changes: Vec<Change> = batch.iter().map(change_of).collect();
+                s.commit(&changes);
+                let r = rebuilt(&s);
+                proptest::prop_assert_eq!(&r.provider_names, &s.provider_names);
+                proptest::prop_assert_eq!(&r.children, &s.children);
+                proptest::prop_assert_eq!(&r.trait_providers, &s.trait_providers);
+                proptest::prop_assert_eq!(&r.aggregate_members, &s.aggregate_members);
+                proptest::prop_assert_eq!(&r.loads, &s.loads);
+            }
+        }
     }
 }

@@ -16,7 +16,9 @@
 //! N are what Placement returns without randomisation), so a small limit stays cheap on a
 //! large deployment.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 
 use placement_types::Uuid;
 
@@ -57,7 +59,8 @@ impl<'s> Product<'s> {
                 request.stop_after()
             },
             steps_left: request.walk_budget(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
+            hasher: RandomState::new(),
             out: Vec::new(),
         }
     }
@@ -97,7 +100,7 @@ impl<'s> Product<'s> {
             let refs: Vec<Vec<&Areq>> = lists.iter().map(|l| l.iter().collect()).collect();
             Walk {
                 p: self,
-                amounts: HashMap::new(),
+                amounts: Vec::new(),
                 granular_rps: Vec::new(),
                 chosen: Vec::with_capacity(n),
             }
@@ -191,7 +194,10 @@ pub(super) struct Product<'s> {
     stop_after: Option<usize>,
     /// Steps the walk may still take (the bound's work budget); `None`: unbounded.
     steps_left: Option<usize>,
-    seen: HashSet<AllocationRequest>,
+    /// Hash of a candidate -> indexes in `out` of the candidates with that hash (equal
+    /// candidates are returned once; `out` holds them, so they are not cloned into a set).
+    seen: HashMap<u64, Vec<usize>>,
+    hasher: RandomState,
     out: Vec<AllocationRequest>,
 }
 
@@ -212,8 +218,10 @@ impl Product<'_> {
 /// The pruned Cartesian product over one anchor's group lists.
 struct Walk<'p, 's, 'a> {
     p: &'p mut Product<'s>,
-    /// Summed amounts of the partial combination (i128: see the module doc).
-    amounts: HashMap<(Uuid, &'a str), i128>,
+    /// Summed amounts of the partial combination (i128: see the module doc), per provider
+    /// and class: a handful of entries, so a vector searched linearly (no hashing, and no
+    /// table per anchor).
+    amounts: Vec<((Uuid, &'a str), i128)>,
     /// Providers of the granular groups chosen so far (for `isolate`).
     granular_rps: Vec<Uuid>,
     chosen: Vec<&'a Areq>,
@@ -269,7 +277,14 @@ impl<'a> Walk<'_, '_, 'a> {
     fn add(&mut self, a: &'a Areq) -> bool {
         let mut fits = true;
         for (rp, rc, n) in &a.resources {
-            let total = self.amounts.entry((*rp, rc.as_str())).or_insert(0);
+            let key = (*rp, rc.as_str());
+            let total = match self.amounts.iter().position(|(k, _)| *k == key) {
+                Some(i) => &mut self.amounts[i].1,
+                None => {
+                    self.amounts.push((key, 0));
+                    &mut self.amounts.last_mut().expect("just pushed").1
+                }
+            };
             *total += i128::from(*n);
             if !fits_capacity(self.p.state, rp, rc, *total) {
                 fits = false;
@@ -280,10 +295,11 @@ impl<'a> Walk<'_, '_, 'a> {
 
     fn remove(&mut self, a: &'a Areq) {
         for (rp, rc, n) in &a.resources {
-            if let Some(total) = self.amounts.get_mut(&(*rp, rc.as_str())) {
-                *total -= i128::from(*n);
-                if *total == 0 {
-                    self.amounts.remove(&(*rp, rc.as_str()));
+            let key = (*rp, rc.as_str());
+            if let Some(i) = self.amounts.iter().position(|(k, _)| *k == key) {
+                self.amounts[i].1 -= i128::from(*n);
+                if self.amounts[i].1 == 0 {
+                    self.amounts.swap_remove(i);
                 }
             }
         }
@@ -324,7 +340,10 @@ impl<'a> Walk<'_, '_, 'a> {
             allocations,
             mappings,
         };
-        if self.p.seen.insert(ar.clone()) {
+        let hash = self.p.hasher.hash_one(&ar);
+        let same_hash = self.p.seen.entry(hash).or_default();
+        if !same_hash.iter().any(|&i| self.p.out[i] == ar) {
+            same_hash.push(self.p.out.len());
             self.p.out.push(ar);
         }
     }

@@ -1078,4 +1078,41 @@ proptest! {
         prop_assert_eq!(got.len(), c.allocation_requests.len(), "no duplicates");
         prop_assert_eq!(got, brute_force_granular(&s, &r));
     }
+
+    /// A window's sharing anchors, found from its trees (the path of windows cut down to a
+    /// few roots) or by a scan of the aggregate index over the roots' range, are the anchors
+    /// a full pass gives the sharing provider, restricted to the window's roots.
+    #[test]
+    fn sharing_anchors_of_a_window_agree_with_the_full_pass(
+        gen in proptest::collection::vec(gen_rp(), 1..9),
+        pick in proptest::collection::vec(proptest::bool::ANY, 9),
+        size in 1usize..9,
+    ) {
+        let (provs, consumers) = build(&gen);
+        let s = state_of(provs, consumers);
+        let request = CandidateRequest::default();
+        let ctx = group::WideContext::new(&s, &request).expect("no traits").expect("no filter");
+        let mut after: Option<Uuid> = None;
+        while let Some(window) = group::Window::after(&ctx, after.as_ref(), size) {
+            let roots: Vec<Uuid> = window
+                .roots
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| pick[*i % pick.len()])
+                .map(|(_, r)| *r)
+                .collect();
+            let narrowed = window.narrowed(&ctx, &roots);
+            for w in [&window, &narrowed] {
+                for sp in s.providers_with_trait(SHARING_TRAIT) {
+                    let full: Vec<Uuid> = group::anchors_for_sharing(&s, sp, None)
+                        .into_iter()
+                        .filter(|a| w.roots.contains(a))
+                        .collect();
+                    prop_assert_eq!(group::sharing_anchors_by_range(&s, sp, &w.roots), full.clone());
+                    prop_assert_eq!(group::sharing_anchors_by_root(&s, sp, w), full);
+                }
+            }
+            after = window.roots.last().copied();
+        }
+    }
 }
