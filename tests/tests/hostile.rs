@@ -5,7 +5,7 @@
 //! | finding | test |
 //! |---|---|
 //! | 1. peer/admin port without authentication | `without_a_cluster_certificate_nothing_reaches_the_peer_port`, `a_certificate_of_the_ca_is_not_enough_to_be_a_member` |
-//! | 2. forged writes through `/cluster/write` | `a_certificate_of_the_ca_is_not_enough_to_be_a_member`, `forged_writes_cannot_store_what_the_api_would_refuse` |
+//! | 2. forged writes through `/cluster/write` and `/cluster/writes` | `a_certificate_of_the_ca_is_not_enough_to_be_a_member`, `forged_writes_cannot_store_what_the_api_would_refuse` |
 //! | 3. a vote with term 2^64−1 | `forged_votes_with_extreme_terms_are_refused_and_elections_go_on` |
 //! | 4. a 46-byte message with a 2^60 length prefix; rising forged terms | `hostile_bytes_on_every_peer_endpoint_fail_safely`, `forged_votes_with_extreme_terms_are_refused_and_elections_go_on` |
 //! | 5. unbounded snapshot uploads | `snapshot_uploads_are_checked_before_a_byte_is_written` |
@@ -87,16 +87,24 @@ fn vote_request(term: u64, candidate: u64) -> Vec<u8> {
     .expect("encode")
 }
 
-fn forged_write(at: Timestamp, command: Command) -> Vec<u8> {
-    encode(&Forwarded {
+fn forged(at: Timestamp, command: Command) -> Forwarded {
+    Forwarded {
         request: Request {
             id: Uuid::new_v4(),
             at,
             command,
         },
         origin: Origin::default(),
-    })
-    .expect("encode")
+    }
+}
+
+fn forged_write(at: Timestamp, command: Command) -> Vec<u8> {
+    encode(&forged(at, command)).expect("encode")
+}
+
+/// A batch of forwarded writes (`/cluster/writes`) holding one write.
+fn forged_batch(at: Timestamp, command: Command) -> Vec<u8> {
+    encode(&vec![forged(at, command)]).expect("encode")
 }
 
 /// A forwarded write creating a provider named `forged` (what a test asserts never lands).
@@ -212,6 +220,15 @@ async fn a_certificate_of_the_ca_is_not_enough_to_be_a_member() -> Result<()> {
     }
     let write = forged_provider();
     expect_post(&outsider, target, paths::WRITE, write, Some(403)).await?;
+    let batch = forged_batch(
+        Timestamp(1_700_000_000_000_000),
+        Command::CreateProvider {
+            uuid: Uuid::new_v4(),
+            name: "forged".into(),
+            parent: None,
+        },
+    );
+    expect_post(&outsider, target, paths::WRITES, batch, Some(403)).await?;
     expect_post(
         &outsider,
         target,
@@ -359,6 +376,12 @@ async fn hostile_bytes_on_every_peer_endpoint_fail_safely() -> Result<()> {
             name: "CUSTOM_X".into(),
         },
     );
+    let valid_batch = forged_batch(
+        Timestamp(1_700_000_000_000_000),
+        Command::EnsureTrait {
+            name: "CUSTOM_X".into(),
+        },
+    );
     let valid_append = encode(&AppendEntriesRequest::<TypeConfig> {
         vote: Vote::new_committed(1, 2),
         prev_log_id: None,
@@ -372,6 +395,7 @@ async fn hostile_bytes_on_every_peer_endpoint_fail_safely() -> Result<()> {
         (paths::PRE_VOTE, vote_request(1, 2)),
         (paths::TRANSFER_LEADER, vote_request(1, 2)),
         (paths::WRITE, valid_write),
+        (paths::WRITES, valid_batch),
         (paths::READ_INDEX, encode(&())?),
         (paths::MEMBERSHIP, valid_member),
     ];

@@ -118,25 +118,30 @@ impl State {
 
     /// Applies changes computed by `apply` to the records and every derived index.
     pub fn commit(&mut self, changes: &[Change]) {
+        self.commit_owned(changes.to_vec());
+    }
+
+    /// [`Self::commit`] taking the changes by value: the records move into the state instead
+    /// of being cloned (the state machine's apply, where each write's records are new).
+    pub fn commit_owned(&mut self, changes: Vec<Change>) {
         for change in changes {
             match change {
-                Change::Provider(uuid, p) => self.set_provider(*uuid, p.clone()),
-                Change::Consumer(uuid, c) => self.set_consumer(*uuid, c.clone()),
+                Change::Provider(uuid, p) => self.set_provider(uuid, p),
+                Change::Consumer(uuid, c) => self.set_consumer(uuid, c),
                 Change::ResourceClass(name, rc) => match rc {
                     Some(rc) => {
-                        self.resource_classes
-                            .insert(name.clone(), Arc::new(rc.clone()));
+                        self.resource_classes.insert(name, Arc::new(rc));
                     }
                     None => {
-                        self.resource_classes.remove(name);
+                        self.resource_classes.remove(&name);
                     }
                 },
                 Change::Trait(name, t) => match t {
                     Some(t) => {
-                        self.traits.insert(name.clone(), Arc::new(t.clone()));
+                        self.traits.insert(name, Arc::new(t));
                     }
                     None => {
-                        self.traits.remove(name);
+                        self.traits.remove(&name);
                     }
                 },
             }

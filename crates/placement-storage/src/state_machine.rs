@@ -229,7 +229,7 @@ impl StateMachine {
         }
 
         if !changes.is_empty() {
-            self.working.commit(&changes);
+            self.working.commit_owned(changes);
         }
         if let Some(id) = remember {
             self.requests.commit(log_id.index, id, result.clone());
