@@ -9,7 +9,9 @@
 //! whatever it has applied, without asking the leader. Reads get cheaper (no round trip to
 //! the leader, no quorum check) and keep working on a node cut off from the majority, but a
 //! follower may then miss a write acknowledged a moment ago by another node. Writes, and
-//! everything a write checks (generations, capacity), stay linearizable either way.
+//! everything a write checks (generations, capacity), stay linearizable either way; with stale
+//! reads a write sent to a follower also waits until that follower has applied it, so a client
+//! that stays on one node reads its own writes.
 
 use std::sync::Arc;
 
@@ -32,10 +34,15 @@ fn unavailable(e: placement_raft::Error) -> BackendError {
 
 impl Backend for RaftBackend {
     async fn write(&self, request: Request, origin: Origin) -> Result<ApplyResult, BackendError> {
-        self.node
-            .write_as(request, origin)
-            .await
-            .map_err(unavailable)
+        // With the read barrier, a forwarded write need not wait to be applied here: the next
+        // read's barrier does (`write_as_for_barrier_reads`). Stale reads read only what this
+        // node applied, so there a write waits for it, and a client reads its own writes.
+        let written = if self.stale_reads {
+            self.node.write_as(request, origin).await
+        } else {
+            self.node.write_as_for_barrier_reads(request, origin).await
+        };
+        written.map_err(unavailable)
     }
 
     async fn read_barrier(&self) -> Result<(), BackendError> {
