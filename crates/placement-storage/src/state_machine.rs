@@ -110,14 +110,7 @@ impl StateMachine {
     pub(crate) fn open(db: Arc<DB>, snapshots: Arc<SnapshotDir>) -> Result<Self> {
         let applied = get_meta(&db, &APPLIED)?;
         let membership = get_meta(&db, &MEMBERSHIP)?.unwrap_or_default();
-        let mut state = State::new();
-        let mut requests = RequestTable::default();
-        let mut count = 0u64;
-        for item in db.iterator_cf(cf(&db, CF_SM_RECORDS)?, IteratorMode::Start) {
-            let (key, value) = item?;
-            load_row(&mut state, &mut requests, &key, &value)?;
-            count += 1;
-        }
+        let (state, requests, count) = load_state(&db)?;
         tracing::info!(
             records = count,
             remembered_requests = requests.len(),
@@ -333,6 +326,73 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(Error::from)??;
         Ok(snapshot)
     }
+}
+
+/// Rows handed from the reading thread to the building one at a time.
+const LOAD_CHUNK: usize = 4096;
+
+/// One row of the record column family, decoded (a record) or as stored (a request-table row,
+/// which the table decodes itself).
+enum Row {
+    Record(placement_core::Record),
+    Request(Box<[u8]>, Box<[u8]>),
+}
+
+/// Rebuilds the state and the request table from the record column family, at start. Two
+/// threads: this one reads and decodes the rows, a second inserts them into the state.
+/// Inserting into the persistent maps costs about as much as reading and decoding (at
+/// 100,000 providers and 1,000,000 consumers, 2.2 s and 1.7 s on one core), so overlapping
+/// the two halves shortens a restart by nearly the smaller one. The rows arrive in key order
+/// either way. Returns the state, the table and the number of rows.
+fn load_state(db: &DB) -> Result<(State, RequestTable, u64)> {
+    let records = cf(db, CF_SM_RECORDS)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Row>>(16);
+    std::thread::scope(|scope| {
+        let builder = scope.spawn(move || -> Result<(State, RequestTable)> {
+            let mut state = State::new();
+            let mut requests = RequestTable::default();
+            for chunk in rx {
+                for row in chunk {
+                    match row {
+                        Row::Record(record) => state.insert_record(record),
+                        Row::Request(key, value) => requests.load(&key, &value)?,
+                    }
+                }
+            }
+            Ok((state, requests))
+        });
+        let mut count = 0u64;
+        let read = (|| -> Result<()> {
+            let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+            for item in db.iterator_cf(records, IteratorMode::Start) {
+                let (key, value) = item?;
+                count += 1;
+                chunk.push(if keys::is_request_key(&key) {
+                    Row::Request(key, value)
+                } else {
+                    Row::Record(keys::decode_record(&key, &value)?)
+                });
+                if chunk.len() == LOAD_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
+                    if tx.send(full).is_err() {
+                        // The builder stopped on an error: it is reported below.
+                        return Ok(());
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let built = builder
+            .join()
+            .map_err(|_| Error::Task("the state rebuild thread panicked".into()))?;
+        read?;
+        let (state, requests) = built?;
+        Ok((state, requests, count))
+    })
 }
 
 /// Adds one stored row of the record column family to the in-memory state or request table.
