@@ -24,7 +24,7 @@ pub const NICE: i32 = 10;
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 struct Pool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// Search threads: one per core (searches use all cores when nothing else runs).
@@ -46,9 +46,7 @@ fn pool() -> &'static Pool {
                 tracing::error!(error = %e, "a search thread could not be started");
             }
         }
-        Pool {
-            jobs: Mutex::new(tx),
-        }
+        Pool { jobs: tx }
     })
 }
 
@@ -85,12 +83,7 @@ pub async fn run<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> O
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    let sent = pool()
-        .jobs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send(job);
-    if sent.is_err() {
+    if pool().jobs.send(job).is_err() {
         return None;
     }
     rx.await.ok()

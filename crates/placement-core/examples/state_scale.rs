@@ -25,8 +25,7 @@ use std::time::Instant;
 
 use placement_core::{apply, Record, State};
 use placement_types::{
-    Allocation, Command, ConsumerTypeWrite, ConsumerWrite, GenerationCheck, Request, Timestamp,
-    Uuid,
+    Command, ConsumerTypeWrite, ConsumerWrite, GenerationCheck, Request, Timestamp, Uuid,
 };
 
 /// Resident set size in bytes.
@@ -133,15 +132,7 @@ fn main() {
                     user_id: "u".into(),
                     generation: GenerationCheck::Expect(None),
                     consumer_type: ConsumerTypeWrite::Keep,
-                    allocations: ["VCPU", "MEMORY_MB", "DISK_GB"]
-                        .iter()
-                        .zip([1, 512, 1])
-                        .map(|(rc, used)| Allocation {
-                            provider: rp,
-                            resource_class: rc.to_string(),
-                            used,
-                        })
-                        .collect(),
+                    allocations: support::allocations(rp),
                 }],
             },
         };

@@ -339,7 +339,6 @@ impl PeerClient {
             .await
             .map_err(|e| Self::transport(peer, &e))?;
         let status = response.status();
-        let response_path = response.url().path().to_string();
         let mut body: Vec<u8> = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -357,7 +356,7 @@ impl PeerClient {
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(TransportError::NotFound {
                 addr: peer.addr.clone(),
-                path: response_path,
+                path: response.url().path().to_string(),
             });
         }
         if status != reqwest::StatusCode::OK {

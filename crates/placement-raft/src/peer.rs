@@ -254,6 +254,17 @@ async fn forwarded_write(State(node): State<Node>, conn: Conn, body: Bytes) -> R
         Ok(from) => from,
         Err(r) => return refused(r, &conn, "forwarded write"),
     };
+    bincode_response(&serve_forward(&node, from, forwarded).await)
+}
+
+/// Proposes one forwarded write on this node's Raft (from either forwarding path) and
+/// returns its outcome and entry index. Only the local Raft: a forwarded write is never
+/// forwarded again (no loops); the sender retries on the leader it learns of.
+async fn serve_forward(
+    node: &PlacementNode,
+    from: Option<u64>,
+    forwarded: Forwarded,
+) -> Result<(placement_types::ApplyResult, u64), PeerError> {
     placement_metrics::catalog::RAFT_FORWARDED_WRITES_SERVED.inc();
     tracing::info!(
         request_id = %format_args!("req-{}", forwarded.request.id),
@@ -261,13 +272,9 @@ async fn forwarded_write(State(node): State<Node>, conn: Conn, body: Bytes) -> R
         origin = %forwarded.origin,
         "applying a forwarded write"
     );
-    // Only the local Raft: a forwarded write is never forwarded again (no loops); the sender
-    // retries on the leader it learns of.
-    let answer = node
-        .write_local_indexed(forwarded.request)
+    node.write_local_indexed(forwarded.request)
         .await
-        .map_err(peer_error);
-    bincode_response(&answer)
+        .map_err(peer_error)
 }
 
 /// A batch of forwarded writes (`forward.rs`): proposed together, so they share log appends
@@ -289,21 +296,9 @@ async fn forwarded_writes(State(node): State<Node>, conn: Conn, body: Bytes) -> 
         ));
         return refused(refusal, &conn, "forwarded writes");
     }
-    let writes = batch.into_iter().map(|forwarded| {
-        let node = &node;
-        async move {
-            placement_metrics::catalog::RAFT_FORWARDED_WRITES_SERVED.inc();
-            tracing::info!(
-                request_id = %format_args!("req-{}", forwarded.request.id),
-                from_node = ?from,
-                origin = %forwarded.origin,
-                "applying a forwarded write"
-            );
-            node.write_local_indexed(forwarded.request)
-                .await
-                .map_err(peer_error)
-        }
-    });
+    let writes = batch
+        .into_iter()
+        .map(|forwarded| serve_forward(&node, from, forwarded));
     let answers = futures::future::join_all(writes).await;
     bincode_response(&Ok::<_, PeerError>(answers))
 }

@@ -164,8 +164,9 @@ impl StateMachine {
 
     /// Applies one entry: its record changes go into `batch` (which the caller writes, with
     /// [`Self::put_applied`] after the last entry), and the in-memory state moves at once, so
-    /// the next entry applies on top of this one. Until `batch` is written, the database lags memory; a crash then
-    /// loses both, and the durable Raft log replays the entries (see the module doc).
+    /// the next entry applies on top of this one. Until `batch` is written, the database lags
+    /// memory; a crash then loses both, and the durable Raft log replays the entries (see the
+    /// module doc).
     fn apply_entry_into(&mut self, entry: Entry, batch: &mut WriteBatch) -> Result<ApplyResult> {
         let log_id = entry.log_id();
         if let Some(applied) = &self.applied {

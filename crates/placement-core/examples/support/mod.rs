@@ -67,16 +67,22 @@ pub fn consumer(uuid: Uuid, rp: Uuid) -> Consumer {
         consumer_type: None,
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
-        allocations: ["VCPU", "MEMORY_MB", "DISK_GB"]
-            .iter()
-            .zip([1, 512, 1])
-            .map(|(rc, used)| Allocation {
-                provider: rp,
-                resource_class: rc.to_string(),
-                used,
-            })
-            .collect(),
+        allocations: allocations(rp),
     }
+}
+
+/// What one PUT /allocations/{consumer} of the write benchmark claims: 1 VCPU, 512 MEMORY_MB
+/// and 1 DISK_GB of `rp`.
+pub fn allocations(rp: Uuid) -> Vec<Allocation> {
+    ["VCPU", "MEMORY_MB", "DISK_GB"]
+        .iter()
+        .zip([1, 512, 1])
+        .map(|(rc, used)| Allocation {
+            provider: rp,
+            resource_class: rc.to_string(),
+            used,
+        })
+        .collect()
 }
 
 /// The records of the deployment with `n` compute nodes and `consumers` consumers, each
