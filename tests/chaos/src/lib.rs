@@ -6,10 +6,15 @@
 //! - [`check`]: the checkers, pure functions of a history;
 //! - [`cluster`]: the real processes, network namespaces and the admin CLI;
 //! - [`workload`]: the clients;
-//! - [`nemesis`]: the faults.
+//! - [`nemesis`]: the faults, and [`majority`]: the majority-lost phase;
+//! - [`settle`]: convergence and the final state after the faults;
+//! - [`report`]: what a run prints.
 
 pub mod check;
 pub mod cluster;
 pub mod history;
+pub mod majority;
 pub mod nemesis;
+pub mod report;
+pub mod settle;
 pub mod workload;

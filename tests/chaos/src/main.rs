@@ -2,7 +2,6 @@
 //! for convergence, reads every node's final state and checks the history. One PASS/FAIL
 //! line per checker; exit status 1 on any failure. `scripts/chaos` builds and runs it.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -12,22 +11,13 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use placementd_chaos::check::{self, Report};
 use placementd_chaos::cluster::{self, Cluster, NetMode};
-use placementd_chaos::history::{History, NodeFinal, Op, OpKind, Outcome, ProviderFinal};
+use placementd_chaos::history::{History, Op};
 use placementd_chaos::nemesis::{self, Event, FaultKind, Nemesis, Timing};
 use placementd_chaos::workload::{self, Shared};
-use serde_json::json;
+use placementd_chaos::{majority, report, settle};
 use tokio::sync::{watch, Mutex};
-use uuid::Uuid;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-/// How long the cluster may take to converge after healing.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
-/// In the majority-lost phase, a write to a node without quorum must be answered (with an
-/// error) within this time: it must fail, not hang.
-const NO_QUORUM_ANSWER_WITHIN: Duration = Duration::from_secs(45);
-/// ... and writes must succeed again within this time after healing.
-const RECOVER_WITHIN: Duration = Duration::from_secs(60);
 
 #[derive(Parser, Debug)]
 #[command(about = "Chaos suite for placementd: random workload + nemesis + history checkers")]
@@ -105,29 +95,10 @@ async fn main() {
     }
 }
 
-fn print_reports(reports: &[Report]) -> bool {
-    let mut ok = true;
-    for r in reports {
-        println!(
-            "{} {}: {}",
-            if r.ok { "PASS" } else { "FAIL" },
-            r.name,
-            r.summary
-        );
-        if !r.ok {
-            ok = false;
-            for line in r.detail.lines().take(60) {
-                println!("    {line}");
-            }
-        }
-    }
-    ok
-}
-
 async fn run(args: Args) -> Result<bool> {
     if let Some(path) = &args.check_only {
         let h: History = serde_json::from_slice(&std::fs::read(path)?)?;
-        return Ok(print_reports(&check::run_all(
+        return Ok(report::print_reports(&check::run_all(
             &h,
             &check::Options::default(),
         )));
@@ -275,7 +246,7 @@ async fn drive(
 
     let mut extra_reports = Vec::new();
     if !args.no_majority_phase && args.nodes >= 3 {
-        extra_reports.push(majority_lost(&cluster, &shared, &nemesis).await);
+        extra_reports.push(majority::majority_lost(&cluster, &shared, &nemesis).await);
     }
     shared.stop.store(true, Ordering::Relaxed);
     for c in clients {
@@ -285,9 +256,9 @@ async fn drive(
 
     // Convergence: every member ready and every digest equal.
     let converge_start = Instant::now();
-    let converged = converge(&cluster).await;
+    let converged = settle::converge(&cluster).await;
     let converge_s = converge_start.elapsed().as_secs_f64();
-    let finals = final_state(&cluster, &shared).await;
+    let finals = settle::final_state(&cluster, &shared).await;
 
     let mut ops: Vec<Op> = shared.ops.lock().map(|o| o.clone()).unwrap_or_default();
     ops.sort_by_key(|o| (o.invoke_ns, o.id));
@@ -311,7 +282,7 @@ async fn drive(
         writeln!(f, "{}", serde_json::to_string(e)?)?;
     }
 
-    let mut summary = summarize(&history, &events, converge_s);
+    let mut summary = report::summarize(&history, &events, converge_s);
     let skipped = nemesis
         .skipped
         .lock()
@@ -339,7 +310,7 @@ async fn drive(
     }];
     reports.extend(extra_reports);
     reports.extend(check::run_all(&history, &check::Options::default()));
-    let ok = print_reports(&reports);
+    let ok = report::print_reports(&reports);
     let mut text = summary;
     for r in &reports {
         text.push_str(&format!(
@@ -357,405 +328,4 @@ async fn drive(
         out.display()
     );
     Ok(ok)
-}
-
-/// Pauses a majority; a write to a node left must be answered with an error in bounded time;
-/// after SIGCONT writes must succeed again. The probes are one-shot writes in the history.
-async fn majority_lost(
-    cluster: &Arc<Mutex<Cluster>>,
-    shared: &Arc<Shared>,
-    nemesis: &Nemesis,
-) -> Report {
-    let name = "majority-lost";
-    let _ = wait_ready(cluster, shared, Duration::from_secs(60)).await;
-    let leader = nemesis.leader().await;
-    let (paused, left) = {
-        let mut c = cluster.lock().await;
-        let members = c.members();
-        let majority = members.len() / 2 + 1;
-        // The leader is always among the paused: the nodes left must notice it is gone.
-        let mut order: Vec<usize> = members.clone();
-        order.sort_by_key(|&i| (Some(i) != leader, c.nodes[i].id));
-        let paused: Vec<usize> = order[..majority].to_vec();
-        for &i in &paused {
-            let _ = c.signal(i, "STOP");
-        }
-        let left: Vec<(u64, String)> = order[majority..]
-            .iter()
-            .map(|&i| (c.nodes[i].id, c.nodes[i].url()))
-            .collect();
-        (paused, left)
-    };
-    let mut problems = Vec::new();
-    let mut answers = Vec::new();
-    for (id, url) in &left {
-        let t0 = Instant::now();
-        let (outcome, _) = probe_write(
-            shared,
-            *id,
-            url,
-            NO_QUORUM_ANSWER_WITHIN + Duration::from_secs(30),
-        )
-        .await;
-        let took = t0.elapsed();
-        answers.push(format!(
-            "node {id}: {outcome:?} after {:.1} s",
-            took.as_secs_f64()
-        ));
-        match outcome {
-            Outcome::Ok => {
-                problems.push(format!("node {id} acknowledged a write without a quorum"))
-            }
-            Outcome::Unknown { why } if why == "timeout" => problems.push(format!(
-                "node {id} did not answer a write within {} s",
-                took.as_secs()
-            )),
-            _ if took > NO_QUORUM_ANSWER_WITHIN => problems.push(format!(
-                "node {id} took {} s to refuse a write",
-                took.as_secs()
-            )),
-            _ => {}
-        }
-    }
-    {
-        let mut c = cluster.lock().await;
-        for &i in &paused {
-            let _ = c.signal(i, "CONT");
-        }
-    }
-    let healed = Instant::now();
-    let mut recovered = None;
-    while healed.elapsed() < RECOVER_WITHIN {
-        let Some((id, url)) = left.first().cloned() else {
-            break;
-        };
-        if let (Outcome::Ok, _) = probe_write(shared, id, &url, Duration::from_secs(10)).await {
-            recovered = Some(healed.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    match recovered {
-        Some(d) => answers.push(format!(
-            "writes succeed again {:.1} s after SIGCONT",
-            d.as_secs_f64()
-        )),
-        None => problems.push(format!(
-            "no write succeeded within {} s of healing",
-            RECOVER_WITHIN.as_secs()
-        )),
-    }
-    Report {
-        name,
-        ok: problems.is_empty(),
-        summary: format!(
-            "{} of {} paused; {}",
-            paused.len(),
-            paused.len() + left.len(),
-            answers.join("; ")
-        ),
-        detail: problems.join("\n"),
-    }
-}
-
-/// One one-shot write (recorded in the history as client `u32::MAX`).
-async fn probe_write(
-    shared: &Shared,
-    node: u64,
-    url: &str,
-    timeout: Duration,
-) -> (Outcome, Duration) {
-    let c = Uuid::new_v4();
-    if let Ok(mut s) = shared.one_shot.lock() {
-        s.insert(c);
-    }
-    let value = BTreeMap::from([(format!("{}/VCPU", shared.set_provider), 1)]);
-    let body = json!({
-        "allocations": {shared.set_provider.to_string(): {"resources": {"VCPU": 1}}},
-        "consumer_generation": null,
-        "project_id": shared.project,
-        "user_id": shared.project,
-        "consumer_type": "INSTANCE",
-    });
-    let t = shared.now();
-    let t0 = Instant::now();
-    let a = workload::call(
-        &shared.http,
-        timeout,
-        reqwest::Method::PUT,
-        format!("{url}/allocations/{c}"),
-        Some(&body),
-    )
-    .await;
-    let kind = OpKind::Write {
-        writes: vec![placementd_chaos::history::KeyWrite {
-            consumer: c,
-            expected_generation: None,
-            value,
-        }],
-    };
-    shared.record(u32::MAX, node, t, kind, a.outcome.clone());
-    (a.outcome, t0.elapsed())
-}
-
-async fn wait_ready(
-    cluster: &Arc<Mutex<Cluster>>,
-    shared: &Shared,
-    timeout: Duration,
-) -> std::result::Result<(), String> {
-    let start = Instant::now();
-    loop {
-        let urls: Vec<(u64, String)> = {
-            let c = cluster.lock().await;
-            c.members()
-                .into_iter()
-                .map(|i| (c.nodes[i].id, c.nodes[i].url()))
-                .collect()
-        };
-        let mut not_ready = Vec::new();
-        for (id, url) in &urls {
-            let r = shared
-                .http
-                .get(format!("{url}/readyz"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if !matches!(r, Ok(r) if r.status().is_success()) {
-                not_ready.push(*id);
-            }
-        }
-        if not_ready.is_empty() {
-            return Ok(());
-        }
-        if start.elapsed() > timeout {
-            return Err(format!(
-                "members {not_ready:?} not ready after {} s",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Every member ready, every replacement finished, and `placementd cluster compare-digests`
-/// equal.
-async fn converge(cluster: &Arc<Mutex<Cluster>>) -> std::result::Result<(), String> {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < CONVERGE_TIMEOUT {
-        let (cli, peer) = {
-            let c = cluster.lock().await;
-            let Some(&i) = c.members().first() else {
-                return Err("no members".into());
-            };
-            (c.cli(), c.nodes[i].peer.clone())
-        };
-        match cli
-            .run(&peer, &["compare-digests"], Duration::from_secs(30))
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    Err(format!(
-        "no convergence after {} s: {last}",
-        CONVERGE_TIMEOUT.as_secs()
-    ))
-}
-
-/// Reads every consumer and provider on every member, and its digest.
-async fn final_state(cluster: &Arc<Mutex<Cluster>>, shared: &Arc<Shared>) -> Vec<NodeFinal> {
-    let (members, cli): (Vec<(u64, String, String)>, _) = {
-        let c = cluster.lock().await;
-        (
-            c.members()
-                .into_iter()
-                .map(|i| (c.nodes[i].id, c.nodes[i].url(), c.nodes[i].peer.clone()))
-                .collect(),
-            c.cli(),
-        )
-    };
-    let mut consumers: Vec<Uuid> = shared.registers.clone();
-    consumers.extend(
-        shared
-            .one_shot
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default(),
-    );
-    let consumers = Arc::new(consumers);
-    let mut finals = Vec::new();
-    for (id, url, peer) in members {
-        let mut nf = NodeFinal {
-            node: id,
-            ..NodeFinal::default()
-        };
-        // Consumers, 8 at a time.
-        let mut set = tokio::task::JoinSet::new();
-        for part in 0..8 {
-            let (shared, url, consumers) = (shared.clone(), url.clone(), consumers.clone());
-            set.spawn(async move {
-                let mut got = Vec::new();
-                for c in consumers.iter().skip(part).step_by(8) {
-                    for _attempt in 0..5 {
-                        let a = workload::call(
-                            &shared.http,
-                            Duration::from_secs(10),
-                            reqwest::Method::GET,
-                            format!("{url}/allocations/{c}"),
-                            None,
-                        )
-                        .await;
-                        if matches!(a.outcome, Outcome::Ok) {
-                            got.push((*c, workload::seen_of(&a.body)));
-                            break;
-                        }
-                    }
-                }
-                got
-            });
-        }
-        while let Some(r) = set.join_next().await {
-            if let Ok(got) = r {
-                nf.consumers.extend(got);
-            }
-        }
-        for p in shared.capacity().keys() {
-            let get = |path: String| {
-                let http = shared.http.clone();
-                async move {
-                    workload::call(
-                        &http,
-                        Duration::from_secs(10),
-                        reqwest::Method::GET,
-                        path,
-                        None,
-                    )
-                    .await
-                }
-            };
-            let u = get(format!("{url}/resource_providers/{p}/usages")).await;
-            let a = get(format!("{url}/resource_providers/{p}/allocations")).await;
-            let mut pf = ProviderFinal {
-                generation: u.body["resource_provider_generation"].as_u64().unwrap_or(0),
-                ..ProviderFinal::default()
-            };
-            if let Some(m) = u.body["usages"].as_object() {
-                pf.usages = m
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                    .collect();
-            }
-            if let Some(m) = a.body["allocations"].as_object() {
-                for alloc in m.values() {
-                    if let Some(res) = alloc["resources"].as_object() {
-                        for (rc, n) in res {
-                            *pf.allocated.entry(rc.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
-                        }
-                    }
-                }
-            }
-            nf.providers.insert(*p, pf);
-        }
-        nf.digest = cli
-            .run(&peer, &["digest"], Duration::from_secs(30))
-            .await
-            .ok()
-            .and_then(|v| v["sha256"].as_str().map(str::to_string));
-        finals.push(nf);
-    }
-    finals
-}
-
-/// Counts and failover figures for the summary.
-fn summarize(h: &History, events: &[Event], converge_s: f64) -> String {
-    let mut s = String::new();
-    let mut by_kind: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
-    for op in &h.ops {
-        let k = match &op.kind {
-            OpKind::Write { writes } if writes.len() > 1 => "post-allocations",
-            OpKind::Write { .. } => "put-allocations",
-            OpKind::Delete { .. } => "delete-allocations",
-            OpKind::ReadConsumer { .. } => "get-allocations",
-            OpKind::ReadProvider {
-                usages: Some(_), ..
-            } => "get-usages",
-            OpKind::ReadProvider { .. } => "get-provider",
-        };
-        let slot = match op.outcome {
-            Outcome::Ok => 0,
-            Outcome::Fail { .. } => 1,
-            Outcome::Unknown { .. } => 2,
-        };
-        by_kind.entry(k).or_default()[slot] += 1;
-    }
-    let total: u64 = by_kind.values().map(|v| v.iter().sum::<u64>()).sum();
-    let span_s = h.ops.last().map_or(0.0, |o| o.complete_ns as f64 / 1e9);
-    s.push_str(&format!(
-        "chaos: {total} operations in {span_s:.0} s ({:.0}/s)\n",
-        total as f64 / span_s.max(1.0)
-    ));
-    for (k, [ok, fail, unknown]) in &by_kind {
-        s.push_str(&format!(
-            "chaos:   {k:<20} ok {ok:>7}  fail {fail:>6}  unknown {unknown:>5}\n"
-        ));
-    }
-    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
-    for e in events {
-        *faults
-            .entry(format!("{:?}/{}", e.kind, e.variant).to_lowercase())
-            .or_default() += 1;
-    }
-    s.push_str(&format!(
-        "chaos: {} faults: {}\n",
-        events.len(),
-        faults
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    // Failover: from a fault on the leader to the next acknowledged write invoked after it.
-    let mut ok_writes: Vec<(u64, u64)> = h
-        .ops
-        .iter()
-        .filter(|o| matches!(o.kind, OpKind::Write { .. }) && o.outcome == Outcome::Ok)
-        .map(|o| (o.invoke_ns, o.complete_ns))
-        .collect();
-    ok_writes.sort_unstable();
-    let mut failovers: Vec<f64> = events
-        .iter()
-        .filter(|e| e.hit_leader && e.kind != FaultKind::Membership)
-        .filter_map(|e| {
-            let k = ok_writes.partition_point(|w| w.0 < e.start_ns);
-            ok_writes[k..]
-                .iter()
-                .map(|w| w.1)
-                .min()
-                .map(|c| (c - e.start_ns) as f64 / 1e9)
-        })
-        .collect();
-    failovers.sort_by(f64::total_cmp);
-    if let (Some(first), Some(last)) = (failovers.first(), failovers.last()) {
-        s.push_str(&format!(
-            "chaos: failover (fault on the leader -> next acknowledged write): {} faults, min {first:.1} s, median {:.1} s, max {last:.1} s\n",
-            failovers.len(),
-            failovers[failovers.len() / 2]
-        ));
-    }
-    let mut gap = 0u64;
-    let mut prev = 0u64;
-    let mut completes: Vec<u64> = ok_writes.iter().map(|w| w.1).collect();
-    completes.sort_unstable();
-    for c in completes {
-        gap = gap.max(c.saturating_sub(prev));
-        prev = c;
-    }
-    s.push_str(&format!(
-        "chaos: longest time without an acknowledged write: {:.1} s; convergence after healing: {converge_s:.1} s\n",
-        gap as f64 / 1e9
-    ));
-    s
 }

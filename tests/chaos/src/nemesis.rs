@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::{watch, Mutex};
 
 use crate::cluster::{Cluster, NetMode};
-use crate::workload::Shared;
+use crate::workload::{self, Shared};
 
 /// Which fault kinds run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -150,18 +150,9 @@ impl Nemesis {
                 .collect()
         };
         for (i, url) in urls {
-            let r = self
-                .shared
-                .http
-                .get(format!("{url}/readyz"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if let Ok(r) = r {
-                if let Ok(v) = r.json::<serde_json::Value>().await {
-                    if v["is_leader"] == serde_json::Value::Bool(true) {
-                        return Some(i);
-                    }
+            if let Some((_, v)) = workload::readyz(&self.shared.http, &url).await {
+                if v["is_leader"] == serde_json::Value::Bool(true) {
+                    return Some(i);
                 }
             }
         }
@@ -407,12 +398,18 @@ impl Nemesis {
         }
     }
 
-    /// After a disk fault: the node, if it still runs, must serve again within a while;
-    /// otherwise it is restarted on its data dir.
+    /// After a disk fault: the node, if it still runs, must serve again within a while; if
+    /// it exits meanwhile (placementd stops when Raft cannot write, after draining its
+    /// requests) or does not serve in time, it is restarted on its data dir, as systemd would.
     async fn recover_after_disk(&self, i: usize, alive: bool) -> String {
+        let mut exited = !alive;
         if alive {
             let url = self.cluster.lock().await.nodes[i].url();
             for _ in 0..30 {
+                if !self.cluster.lock().await.nodes[i].is_running() {
+                    exited = true;
+                    break;
+                }
                 if self.ready(&url).await {
                     return "served again without a restart".into();
                 }
@@ -422,21 +419,19 @@ impl Nemesis {
         let mut c = self.cluster.lock().await;
         c.kill9(i).await;
         match c.spawn(i) {
-            Ok(()) if alive => "not ready 15 s after the space came back: restarted".into(),
-            Ok(()) => "exited while the disk was full: restarted".into(),
+            Ok(()) if exited => "exited (Raft could not write): restarted".into(),
+            Ok(()) => {
+                "still running but not ready 15 s after the space came back: restarted".into()
+            }
             Err(e) => format!("restart failed: {e}"),
         }
     }
 
     async fn ready(&self, url: &str) -> bool {
-        let r = self
-            .shared
-            .http
-            .get(format!("{url}/readyz"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await;
-        matches!(r, Ok(r) if r.status().is_success())
+        matches!(
+            workload::readyz(&self.shared.http, url).await,
+            Some((true, _))
+        )
     }
 
     async fn transfer_leader(&self, rng: &mut StdRng, leader: Option<usize>, start_ns: u64) {

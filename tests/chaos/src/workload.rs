@@ -187,6 +187,18 @@ pub async fn call(
     }
 }
 
+/// `GET {url}/readyz`: whether it answered 2xx, and its JSON body (`None`: no answer).
+pub async fn readyz(http: &reqwest::Client, url: &str) -> Option<(bool, Json)> {
+    let r = http
+        .get(format!("{url}/readyz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let ok = r.status().is_success();
+    Some((ok, r.json().await.unwrap_or(Json::Null)))
+}
+
 /// The allocations of a GET /allocations/{c} body, canonical.
 pub fn seen_of(body: &Json) -> Seen {
     let mut value = Value::new();
