@@ -21,7 +21,7 @@
 //! This runs [`ROUNDS`] kill/restart cycles, so the second recovery starts from a log that
 //! already went through one. All consumers are private to one writer, so a 409 is never
 //! expected; any non-2xx answer fails the test. A SIGKILL does not drop the OS page cache,
-//! so this test cannot catch a missing fsync (DESIGN.md, "Sync what Raft relies on"); it
+//! so this test cannot catch a missing fsync (docs/design/storage.md, "What is synced, and when"); it
 //! catches lost acknowledged writes, non-atomic applies and replay bugs.
 
 use std::collections::{BTreeMap, HashMap};

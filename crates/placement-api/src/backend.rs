@@ -19,9 +19,11 @@ pub enum BackendError {
 }
 
 /// What an implementor must guarantee:
-/// - `write` returns only after the request is committed and applied on this node (so a read
-///   that follows on this node sees it), and returns the result `apply` produced. `origin`
-///   is the caller the request is for (for logs), never part of the command.
+/// - `write` returns only after the request is committed, with the result `apply` produced,
+///   and so that a read that follows on this node sees it: either the write was applied here
+///   before it returns, or (a follower's forwarded write, with linearizable reads) the next
+///   `read_barrier` waits for it. `origin` is the caller the request is for (for logs), never
+///   part of the command.
 /// - `read_barrier` returns once this node's state includes every write acknowledged by any
 ///   node before the call (linearizable reads).
 /// - `state` returns a consistent view of one applied prefix of the log that later writes do

@@ -42,8 +42,10 @@ pub const LOG_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
 /// Purge covered log entries in batches of at least this many (fewer, larger range deletes).
 pub const PURGE_BATCH: u64 = 256;
 
-/// A follower more than this many entries behind is sent a snapshot instead of entries. Must
-/// exceed [`SNAPSHOT_EVERY_ENTRIES`] (openraft's rule), or a snapshot may not close the gap.
+/// A follower more than this many entries behind is sent a snapshot instead of entries: the
+/// floor of the threshold, which [`raft_config_with`] raises to twice the snapshot interval
+/// (openraft's rule: it must exceed the entries between snapshots, or a snapshot may not
+/// close the gap; 200,000 with the default [`SNAPSHOT_EVERY_ENTRIES`]).
 pub const REPLICATION_LAG_THRESHOLD: u64 = 20_000;
 
 /// Entries per AppendEntries RPC to a follower.

@@ -7,8 +7,10 @@
 //!   enum; an openraft API change (the 0.10 line is pinned to an alpha) stays here and in
 //!   `placement-storage`, which must implement openraft's storage traits.
 //! - **Every write is one log entry** ([`placement_types::LogPayload`]) proposed with
-//!   `client_write`; the response is what `apply` produced on this node, so a read on the same
-//!   node after the write sees it.
+//!   `client_write` on the leader (a follower forwards it there); the response is what the
+//!   leader's `apply` produced. A read on the node that answered sees the write: it waited
+//!   for its own apply (`write`), or the read's barrier waits for it
+//!   (`write_as_for_barrier_reads`, the default with linearizable reads).
 //! - **Reads are linearizable** through openraft's ReadIndex (`ensure_linearizable`): the
 //!   leader confirms it still leads with a quorum and waits until it has applied its commit
 //!   index before the caller reads local state.

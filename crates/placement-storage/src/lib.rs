@@ -15,7 +15,9 @@
 //! - **RocksDB is the source of truth; memory is a cache.** [`placement_core::State`] (with
 //!   its derived indexes) is rebuilt from the records at start and after a snapshot install;
 //!   `apply` writes to RocksDB first and then commits the same changes in memory.
-//! - **Binary everywhere**: fixed-width big-endian keys that sort as numbers; bincode values
+//! - **Binary everywhere**: keys of a tag byte and fixed-width big-endian ids or 16-byte
+//!   uuids that sort as numbers (custom resource classes and traits: the tag and their
+//!   UTF-8 name; `keys.rs` has every layout); bincode values
 //!   (log entries carry the versioned [`placement_types::LogPayload`]); snapshots are a
 //!   checksummed stream of the stored records (`snapshot.rs`).
 //! - **Tested with openraft's own storage suite** on real RocksDB in temp dirs, plus apply /

@@ -1,13 +1,13 @@
 //! The replicated state machine: openraft's `RaftStateMachine` over Placement's pure `apply`.
 //!
 //! # Apply
-//! For each committed entry, in log order:
-//! 1. compute `placement_core::apply(&state, &request)` on the state machine's own working
-//!    [`State`];
-//! 2. write every changed record, the applied log id (and, for a membership entry, the
-//!    membership) in ONE RocksDB `WriteBatch`;
-//! 3. commit the changes to the working state;
-//! 4. send the [`ApplyResult`] to the waiting client, if any.
+//! For each call (the entries openraft hands over together, in log order):
+//! 1. for each entry, compute `placement_core::apply(&state, &request)` on the state
+//!    machine's own working [`State`], add its changed records (and, for a membership entry,
+//!    the membership) to the call's one RocksDB `WriteBatch`, and commit the changes to the
+//!    working state;
+//! 2. put the last applied log id in the same batch once, and write it;
+//! 3. send each [`ApplyResult`] to its waiting client, if any.
 //!
 //! # Readers never block apply
 //! Readers see the state through [`SharedState`]: the last *published* snapshot, an

@@ -47,8 +47,10 @@
 //!
 //! # Left out on purpose
 //!
-//! - Placement's tuning knobs `allocation_candidates_generation_strategy` (default
-//!   depth-first, which is ours) and random sampling under `limit` (off by default).
+//! - Placement's tuning knob `allocation_candidates_generation_strategy` (default
+//!   depth-first, which is ours). Random sampling under `limit`
+//!   (`[placement] randomize_allocation_candidates`) is done by the API crate
+//!   (`allocation_candidates.rs::random_sample`); the search here stays deterministic.
 //! - Placement's anchor-less de-duplication inside the unsuffixed group: a Python `set` there
 //!   keeps one of several equal requests that differ only in their anchor, which can drop a
 //!   valid combination with another group depending on hash order. We keep every anchor and
