@@ -59,7 +59,7 @@ pub use config::{
 pub use network::{
     file_chunks, paths, Forwarded, Member, MembershipChange, MembershipOutcome, Peer, PeerClient,
     PeerConnection, PeerError, PeerNetwork, SnapshotHeader, TransportError, APPEND_TIMEOUT,
-    CONNECT_TIMEOUT, MAX_APPEND_BYTES, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
+    CONNECT_TIMEOUT, MAX_APPEND_BYTES, PEER_PROTOCOL_VERSION, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
 };
 pub use node::{
     NodeConfig, NodeStatus, PlacementNode, StateDigest, BACKUP_SNAPSHOT_TIMEOUT, HANDOVER_TIMEOUT,
@@ -71,7 +71,7 @@ pub use peer::{
     peer_router, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY, MAX_SNAPSHOT_BYTES, PEER_REQUEST_TIMEOUT,
     SNAPSHOT_STALL_TIMEOUT,
 };
-pub use placement_storage::{restore, NodeId, PeerNode, Restored, TypeConfig};
+pub use placement_storage::{dump, restore, DumpOptions, NodeId, PeerNode, Restored, TypeConfig};
 
 /// Why the node could not serve a write or a read (domain rejections are not errors here:
 /// they come back inside [`placement_types::ApplyResult`]).
@@ -139,5 +139,7 @@ impl Error {
     }
 }
 
+#[cfg(test)]
+mod formats;
 #[cfg(test)]
 mod tests;

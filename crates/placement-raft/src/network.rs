@@ -97,6 +97,12 @@ pub const MAX_APPEND_BYTES: usize = crate::MAX_PEER_BODY / 4;
 /// an election anyway; one that is merely busy should not be treated as unreachable.
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(crate::ELECTION_TIMEOUT_MIN_MS);
 
+/// The encoding of the messages on the peer port (bincode of the types below and of
+/// openraft's RPCs), pinned by `golden/peer.txt`. Bump it on any change, and keep a build
+/// that reads both the old and the new messages first, so that a rolling upgrade never
+/// has members that cannot understand each other.
+pub const PEER_PROTOCOL_VERSION: u32 = 1;
+
 /// Bytes per body chunk when streaming a snapshot file.
 pub const SNAPSHOT_CHUNK: usize = 256 << 10;
 

@@ -33,6 +33,7 @@
 //! memory.
 
 mod dedup;
+mod dump;
 mod error;
 mod keys;
 mod log_store;
@@ -44,9 +45,12 @@ mod store;
 mod types;
 
 #[cfg(test)]
+mod formats;
+#[cfg(test)]
 mod tests;
 
 pub use dedup::DEDUP_WINDOW_ENTRIES;
+pub use dump::{dump, DumpOptions};
 pub use error::{Error, Result};
 pub use log_store::LogStore;
 pub use metrics::SstBytes;

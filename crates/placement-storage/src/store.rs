@@ -34,8 +34,8 @@ const MAX_TOTAL_WAL_SIZE: u64 = 256 << 20;
 const KEEP_INFO_LOG_FILES: usize = 5;
 
 /// Directory names inside the data directory.
-const DB_DIR: &str = "rocksdb";
-const SNAPSHOT_DIR: &str = "snapshots";
+pub(crate) const DB_DIR: &str = "rocksdb";
+pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
 
 /// Write options for writes that Raft relies on being durable when the call returns: the
 /// WAL is fsynced before the write is acknowledged.

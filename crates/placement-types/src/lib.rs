@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 pub use uuid::Uuid;
 
+pub mod golden;
 pub mod standard;
 
 /// Placement's largest integer (`MAX_INT` in its schemas and database).

@@ -53,6 +53,7 @@ mod backend;
 mod cert;
 mod cli;
 mod config;
+mod debug_cmd;
 mod health;
 mod import;
 mod log_format;
@@ -114,6 +115,9 @@ enum Command {
     Manage(manage::ManageArgs),
     /// `placement-status`: `upgrade check` over the cluster (quorum, versions, lag).
     Status(status_cmd::StatusArgs),
+    /// Developer and operator tools: `placementd debug dump --data-dir DIR` prints a stopped
+    /// node's data directory (log, records, snapshots) in readable form.
+    Debug(debug_cmd::DebugArgs),
 }
 
 /// The peer port when `--initial-cluster` is given without `--peer-listen`.
@@ -176,6 +180,7 @@ async fn main() -> ExitCode {
         Some(Command::Cert(args)) => ("cert", cert::run(args)),
         Some(Command::Policy(args)) => ("policy", policy_cmd::run(args)),
         Some(Command::Import(args)) => ("import", import::run(args).await),
+        Some(Command::Debug(args)) => ("debug", debug_cmd::run(args)),
         None => ("", Ok(())),
     };
     if !name.is_empty() {
