@@ -91,13 +91,13 @@ const BATCH_BOUNDS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 // ---------------------------------------------------------------------------- Raft
 
-/// `placement-raft` `node.rs`, a watcher of openraft's metrics channel.
+/// `placement-raft` `observe.rs`, `spawn_leader_watch` (a watcher of openraft's metrics channel).
 pub static RAFT_LEADER_CHANGES: Metric<Counter> = Metric::new(
     "placementd_raft_leader_changes_total",
     "Times this node saw a new leader (a different node id, or the same after none).",
     Counter::new(),
 );
-/// `placement-raft` `node.rs`, `write_local_indexed` (the leader's proposals).
+/// `placement-raft` `node/writes.rs`, `write_local_indexed` (the leader's proposals).
 pub static RAFT_PROPOSALS_COMMITTED: Metric<Counter> = Metric::new(
     "placementd_raft_proposals_committed_total",
     "Writes this node proposed as leader that were committed and applied.",
@@ -114,7 +114,7 @@ pub static RAFT_PROPOSALS_PENDING: Metric<Gauge> = Metric::new(
     "Writes proposed on this node that are not yet committed and applied.",
     Gauge::new(),
 );
-/// `placement-raft` `node.rs`, `forward_write` (a follower's side).
+/// `placement-raft` `node/writes.rs`, `forward_write` (a follower's side).
 pub static RAFT_FORWARDED_WRITES: Metric<Counter> = Metric::new(
     "placementd_raft_forwarded_writes_total",
     "Client writes this node forwarded to the leader (attempts; a retry counts again).",

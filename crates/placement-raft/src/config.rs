@@ -22,7 +22,7 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
 /// `[ELECTION_TIMEOUT_MIN_MS, ELECTION_TIMEOUT_MAX_MS)` starts an election. One second is
 /// long enough for a loaded 2-core node to miss a few heartbeats without disruption and
 /// short enough that clients see a failover in a couple of seconds. (A one-node cluster does
-/// not wait for it: it is elected at once at start, see `node.rs`.)
+/// not wait for it: it is elected at once at start, see `node/bootstrap.rs`.)
 pub const ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
 

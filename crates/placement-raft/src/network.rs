@@ -32,7 +32,7 @@
 //! request that reached the peer but failed is a `Network` error (retried at once). Answers
 //! whose terms or indexes are beyond the bounds of `guard.rs` are refused like a bad body. A
 //! node never opens a client to itself: openraft does not replicate to the local node, and
-//! the forwarding paths in `node.rs` check the target is another node.
+//! the forwarding paths in `node/writes.rs` check the target is another node.
 //!
 //! Left out: compression of append bodies.
 
