@@ -127,19 +127,19 @@ pub static RAFT_FORWARD_BATCH: Metric<Histogram> = Metric::new(
      flight travel together).",
     Histogram::new(BATCH_BOUNDS, 1.0),
 );
-/// `placement-raft` `peer.rs`, the forwarded-write handler (the leader's side).
+/// `placement-raft` `transport/server.rs`, the forwarded-write handler (the leader's side).
 pub static RAFT_FORWARDED_WRITES_SERVED: Metric<Counter> = Metric::new(
     "placementd_raft_forwarded_writes_served_total",
     "Writes other members forwarded to this node to propose as leader.",
     Counter::new(),
 );
-/// `placement-raft` `network.rs`, `full_snapshot`.
+/// `placement-raft` `transport/client.rs`, `full_snapshot`.
 pub static RAFT_SNAPSHOT_SEND: Metric<Histogram> = Metric::new(
     "placementd_raft_snapshot_send_duration_seconds",
     "Time to stream a snapshot to a follower and have it installed there (successful sends).",
     Histogram::seconds(SNAPSHOT_BOUNDS),
 );
-/// `placement-raft` `peer.rs`, the snapshot handler.
+/// `placement-raft` `transport/server.rs`, the snapshot handler.
 pub static RAFT_SNAPSHOT_RECEIVE: Metric<Histogram> = Metric::new(
     "placementd_raft_snapshot_receive_duration_seconds",
     "Time to receive a snapshot's bytes from the leader (before installing it).",

@@ -17,7 +17,7 @@ use placement_types::{
     Command, DomainError, ErrorCode, LogPayload, Origin, Outcome, Request, Timestamp, Uuid,
 };
 
-use crate::network::{
+use crate::transport::{
     Forwarded, Member, MembershipChange, MembershipOutcome, PeerError, SnapshotHeader,
     PEER_PROTOCOL_VERSION,
 };

@@ -27,7 +27,7 @@ use placement_types::ApplyResult;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::network::{Forwarded, Peer, PeerClient, PeerError, TransportError};
+use crate::transport::{Forwarded, Peer, PeerClient, PeerError, TransportError};
 
 /// The most writes one call carries. A batch is at most this many requests, each well under
 /// a few KiB, so it stays far below the peer port's body limit.

@@ -20,8 +20,8 @@
 //!
 //! - **Two ports per node.** The peer port ([`peer_router`], served by the binary) carries
 //!   Raft RPCs, streamed snapshots, forwarded writes and read-index requests as bincode over
-//!   HTTP with pooled keep-alive connections (`network.rs` is the client, `peer.rs` the
-//!   server). Any member serves writes (forwarded to the leader, deduplicated by request id)
+//!   HTTP with pooled keep-alive connections (`transport/`: `wire.rs` the messages,
+//!   `client.rs` the client, `server.rs` the server). Any member serves writes (forwarded to the leader, deduplicated by request id)
 //!   and linearizable reads (read index from the leader).
 //! - **Static bootstrap** from an initial member list (`NodeConfig::member`); a node alone
 //!   forms a one-node cluster and needs no peer port.
@@ -38,17 +38,16 @@
 //! - **The peer port trusts certificates, not messages** (`guard.rs`): with TLS, every
 //!   connection is a member proved by its certificate from the cluster CA, which may speak
 //!   only for itself; votes come only from voters, forwards only from members, and no term
-//!   or index beyond sane bounds reaches openraft. Every body is bounded (`peer.rs`).
+//!   or index beyond sane bounds reaches openraft. Every body is bounded (`transport/server.rs`).
 //!
 //! Left out: revocation of a removed member's certificate (rotate the CA).
 
 mod config;
 mod forward;
 pub mod guard;
-mod network;
 mod node;
 mod observe;
-mod peer;
+mod transport;
 
 pub use config::{
     raft_config, raft_config_with, CLUSTER_NAME, ELECTION_TIMEOUT_MAX_MS, ELECTION_TIMEOUT_MIN_MS,
@@ -56,22 +55,20 @@ pub use config::{
     MAX_PAYLOAD_ENTRIES, PURGE_BATCH, REPLICATION_LAG_THRESHOLD, SNAPSHOT_EVERY_ENTRIES,
     WRITE_BATCH_ENTRIES,
 };
-pub use network::{
-    file_chunks, paths, Forwarded, Member, MembershipChange, MembershipOutcome, Peer, PeerClient,
-    PeerConnection, PeerError, PeerNetwork, SnapshotHeader, TransportError, APPEND_TIMEOUT,
-    CONNECT_TIMEOUT, MAX_APPEND_BYTES, PEER_PROTOCOL_VERSION, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
-};
 pub use node::{
     NodeConfig, NodeStatus, PlacementNode, StateDigest, BACKUP_SNAPSHOT_TIMEOUT, HANDOVER_TIMEOUT,
     LEADER_CONTACT_TIMEOUT, MEMBERSHIP_TIMEOUT, READY_MAX_APPLY_LAG, READ_BARRIER_TIMEOUT,
     RETRY_BACKOFF, STARTUP_TIMEOUT, WRITE_TIMEOUT,
 };
 pub use observe::ReplicationLag;
-pub use peer::{
-    peer_router, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY, MAX_SNAPSHOT_BYTES, PEER_REQUEST_TIMEOUT,
-    SNAPSHOT_STALL_TIMEOUT,
-};
 pub use placement_storage::{dump, restore, DumpOptions, NodeId, PeerNode, Restored, TypeConfig};
+pub use transport::{
+    file_chunks, paths, peer_router, Forwarded, Member, MembershipChange, MembershipOutcome, Peer,
+    PeerClient, PeerConnection, PeerError, PeerNetwork, SnapshotHeader, TransportError,
+    APPEND_TIMEOUT, CONNECT_TIMEOUT, MAX_APPEND_BYTES, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY,
+    MAX_SNAPSHOT_BYTES, PEER_PROTOCOL_VERSION, PEER_REQUEST_TIMEOUT, POOL_IDLE_TIMEOUT,
+    SNAPSHOT_CHUNK, SNAPSHOT_STALL_TIMEOUT,
+};
 
 /// Why the node could not serve a write or a read (domain rejections are not errors here:
 /// they come back inside [`placement_types::ApplyResult`]).

@@ -12,7 +12,7 @@ use placement_storage::{PeerNode, StateMachine, Store, TypeConfig};
 
 use crate::config::raft_config_with;
 use crate::forward::Forwarder;
-use crate::network::{PeerClient, PeerNetwork};
+use crate::transport::{PeerClient, PeerNetwork};
 use crate::Error;
 
 use super::{NodeConfig, PlacementNode};

@@ -8,7 +8,7 @@ use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use placement_storage::{NodeId, TypeConfig};
 
-use crate::network::{Member, MembershipChange, MembershipOutcome};
+use crate::transport::{Member, MembershipChange, MembershipOutcome};
 use crate::Error;
 
 use super::writes::Leader;

@@ -48,7 +48,7 @@ use placement_storage::{NodeId, PeerNode, SharedState, StateMachine, Store, Type
 use crate::config::{ELECTION_TIMEOUT_MAX_MS, SNAPSHOT_EVERY_ENTRIES};
 use crate::forward::Forwarder;
 use crate::guard::{MembershipView, Refusal, Sender};
-use crate::network::{Peer, PeerClient};
+use crate::transport::{Peer, PeerClient};
 use crate::Error;
 
 mod bootstrap;

@@ -9,7 +9,7 @@ use openraft::ReadPolicy;
 use placement_storage::TypeConfig;
 use placement_types::{ApplyResult, LogPayload, Origin, Request};
 
-use crate::network::{Forwarded, Peer, PeerError, TransportError};
+use crate::transport::{Forwarded, Peer, PeerError, TransportError};
 use crate::Error;
 
 use super::{PlacementNode, READ_BARRIER_TIMEOUT, RETRY_BACKOFF, WRITE_TIMEOUT};

@@ -1,15 +1,6 @@
 //! The peer transport, client side: Raft RPCs, snapshot streaming, write forwarding and read
 //! index requests to another member's peer port.
 //!
-//! # Wire
-//! Every call is an HTTP/1.1 `POST` to a member's peer port (paths in [`paths`]) whose body
-//! is the bincode encoding (`placement_types::encode`) of the request and whose `200`
-//! response body is the bincode encoding of a `Result<response, PeerError>`. HTTP is only the
-//! framing: keep-alive connections are pooled per peer by one shared [`PeerClient`]
-//! (reqwest over hyper), so a heartbeat or an append costs one round trip, not a TCP
-//! handshake. Any non-200 status, an answer larger than [`crate::MAX_PEER_BODY`] or one that
-//! does not decode is a transport error.
-//!
 //! # TLS and who is called
 //! With TLS ([`PeerClient::new`] given the peer port's [`TlsSource`]) a member is called as
 //! `https://node<ID>/...`: the name resolves to the address the membership records for that
@@ -48,36 +39,21 @@ use openraft::raft::{
 };
 use openraft::{OptionalSend, RaftNetworkV2};
 use placement_net::TlsSource;
-use placement_storage::{NodeId, PeerNode, SnapshotFile, SnapshotMeta, TypeConfig, Vote};
-use placement_types::{ApplyResult, Origin, Request};
+use placement_storage::{NodeId, PeerNode, SnapshotFile, TypeConfig, Vote};
+use placement_types::ApplyResult;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::io::AsyncReadExt;
 
 use crate::guard;
 
-type Snapshot = placement_storage::Snapshot;
+use super::wire::{
+    paths, Forwarded, MembershipChange, MembershipOutcome, Peer, PeerError, SnapshotHeader,
+};
 
-/// The peer port's paths.
-pub mod paths {
-    pub const APPEND: &str = "/raft/append";
-    pub const VOTE: &str = "/raft/vote";
-    pub const PRE_VOTE: &str = "/raft/pre-vote";
-    pub const SNAPSHOT: &str = "/raft/snapshot";
-    /// A follower forwards a client write to the leader (one per call: what a follower of an
-    /// older version sends).
-    pub const WRITE: &str = "/cluster/write";
-    /// A follower forwards a batch of client writes to the leader (`forward.rs`).
-    pub const WRITES: &str = "/cluster/writes";
-    /// A follower asks the leader for a read index (ReadIndex for follower reads).
-    pub const READ_INDEX: &str = "/cluster/read-index";
-    /// The leader asks the node it hands leadership to to start an election at once.
-    pub const TRANSFER_LEADER: &str = "/raft/transfer-leader";
-    /// A member forwards a membership change (add or remove a node) to the leader.
-    pub const MEMBERSHIP: &str = "/cluster/membership";
-}
+type Snapshot = placement_storage::Snapshot;
 
 /// How long to wait for a TCP connection to a peer. Peers are on a LAN: a connection that
 /// takes longer than this is to a dead host.
@@ -97,79 +73,8 @@ pub const MAX_APPEND_BYTES: usize = crate::MAX_PEER_BODY / 4;
 /// an election anyway; one that is merely busy should not be treated as unreachable.
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(crate::ELECTION_TIMEOUT_MIN_MS);
 
-/// The encoding of the messages on the peer port (bincode of the types below and of
-/// openraft's RPCs), pinned by `golden/peer.txt`. Bump it on any change, and keep a build
-/// that reads both the old and the new messages first, so that a rolling upgrade never
-/// has members that cannot understand each other.
-pub const PEER_PROTOCOL_VERSION: u32 = 1;
-
 /// Bytes per body chunk when streaming a snapshot file.
 pub const SNAPSHOT_CHUNK: usize = 256 << 10;
-
-/// Why the peer could not serve a forwarded write or a read index; both are retried by the
-/// caller (on the new leader) until its deadline.
-#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
-pub enum PeerError {
-    #[error("peer is not the leader (leader: {leader:?})")]
-    NotLeader { leader: Option<NodeId> },
-    #[error("peer unavailable: {0}")]
-    Unavailable(String),
-    /// The leader refused the request as invalid (not retried).
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// A change of the cluster's membership, as an operator asks for it (admin API) and as a
-/// member forwards it to the leader.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MembershipChange {
-    /// Add node `id` with these addresses: first as a learner that catches up, then as a voter.
-    Add { id: NodeId, node: PeerNode },
-    /// Remove node `id` (voter or learner) from the cluster.
-    Remove { id: NodeId },
-}
-
-/// One member of the cluster as the membership records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    pub id: NodeId,
-    pub api_addr: String,
-    pub peer_addr: String,
-    /// A voter (counts for quorums) rather than a learner (only receives the log).
-    pub voter: bool,
-}
-
-/// What a membership change did: whether the membership changed (adding a present voter or
-/// removing an absent node changes nothing) and the membership afterwards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MembershipOutcome {
-    pub changed: bool,
-    pub members: Vec<Member>,
-}
-
-/// A client write a follower forwards to the leader, with the caller it served (for the
-/// leader's log; the forwarding node itself is known from its certificate).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Forwarded {
-    pub request: Request,
-    pub origin: Origin,
-}
-
-/// A member to call: its id and the peer address the membership records for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    pub id: NodeId,
-    pub addr: String,
-}
-
-/// What precedes a snapshot file's bytes in a snapshot body.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SnapshotHeader {
-    pub vote: Vote,
-    pub meta: SnapshotMeta,
-    /// Length of the file that follows, checked by the receiver.
-    pub len: u64,
-}
 
 /// A transport failure (the call did not produce a peer answer).
 #[derive(Debug, Clone, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! (`guard.rs`), hand it to this node's Raft (or to [`PlacementNode`] for forwarded writes
 //! and read indexes), and answer `200` with a bincode `Result<response, error>`. A body that
 //! does not decode or is not sane is a `400`, a sender that may not send it a `403`. The
-//! wire is described in `network.rs`, which is the client of these routes.
+//! wire is described in `wire.rs`; `client.rs` is the client of these routes.
 //!
 //! # Bounds
 //! - Every body but a snapshot's is at most [`MAX_PEER_BODY`], and decoding allocates at
@@ -43,12 +43,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
+use super::wire::{paths, Forwarded, MembershipChange, PeerError, SnapshotHeader};
 use crate::guard::{self, Refusal, Sender};
-use crate::network::{paths, Forwarded, MembershipChange, PeerError, SnapshotHeader};
 use crate::{Error, PlacementNode, TypeConfig};
 
 /// Largest non-snapshot body accepted on the peer port. An append is cut to a quarter of it
-/// by its sender (`network.rs`), and one command is at most the API's body limit (8 MiB of
+/// by its sender (`client.rs`), and one command is at most the API's body limit (8 MiB of
 /// JSON, less in bincode).
 pub const MAX_PEER_BODY: usize = 64 << 20;
 
