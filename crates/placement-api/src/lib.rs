@@ -19,15 +19,15 @@
 //!      `ctx.authorize_for_project(rule, Some(project))` when the target is another project;
 //!    - `ctx.check_accept()?` on GETs (406 unless JSON is acceptable);
 //!    - `ctx.require_json()?` on writes with a body (415);
-//!    - `util::extract_json(&body, &schema)?` — JSON parse + [`schema::validate`] with
+//!    - `json_body::extract_json(&body, &schema)?` — JSON parse + [`schema::validate`] with
 //!      Python jsonschema's messages (400 `Malformed JSON` / `JSON does not validate`);
 //!    - `query.validate(&schema)?` for query strings (400 `Invalid query string parameters`);
 //!    - microversion rules with `ctx.at_least(minor)` / `ctx.version`;
 //!    - writes: `st.write(&ctx, Command::...).await?` → [`placement_types::Outcome`] (a
 //!      `DomainError` becomes 400/404/409 with its code, a backend failure 503);
 //!    - reads: `st.read(|state| ...).await?` (read barrier, then the [`placement_core::State`]);
-//!    - reply with `util::json_response(&ctx, status, &value, last_modified)` (adds
-//!      `last-modified`/`cache-control` from 1.15 when given a time) or `util::empty(204)`;
+//!    - reply with `response::json_response(&ctx, status, &value, last_modified)` (adds
+//!      `last-modified`/`cache-control` from 1.15 when given a time) or `response::empty(204)`;
 //!    - errors: `ApiError::bad_request(msg)`, `not_found`, `conflict(code, msg)`,
 //!      `.with_code(ErrorCode::..)` — `detail` is Placement's message.
 //!
@@ -45,19 +45,22 @@
 //! schemas and checked against the routes and the handlers' answers (see [`openapi`]).
 //!
 
+mod app_state;
 pub mod auth;
 pub mod backend;
 pub mod context;
 pub mod error;
 pub mod handlers;
+pub mod json_body;
 pub mod openapi;
 pub mod policy;
 pub mod qs;
+pub mod query_params;
 mod read_pool;
 pub mod request_log;
+pub mod response;
 mod route_template;
 pub mod schema;
-pub mod util;
 
 pub use request_log::RequestLog;
 
@@ -73,7 +76,7 @@ pub use backend::{Backend, BackendError, LocalBackend};
 pub use context::{Ctx, Microversion};
 pub use error::ApiError;
 pub use policy::{LivePolicy, Policy, PolicyError, PolicyOptions};
-pub use util::QueryParams;
+pub use query_params::QueryParams;
 
 /// Default number of requests served at once; more are answered 503 with `Retry-After`.
 /// A node's throughput saturates far below it (2 cores serve a few thousand requests a

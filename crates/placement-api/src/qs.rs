@@ -8,8 +8,8 @@ use placement_types::Uuid;
 
 use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::query_params::QueryParams;
 use crate::schema::is_uuid_like;
-use crate::util::QueryParams;
 
 const RESOURCES_FORM: &str = "Badly formed resources parameter. Expected resources query \
                               string parameter in form: ?resources=VCPU:2,MEMORY_MB:1024.";

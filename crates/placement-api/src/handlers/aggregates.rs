@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use super::providers::load_provider;
 use super::{extract_json, generation_value};
 use crate::context::Ctx;
-use crate::util::{json_response, now};
+use crate::response::{json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {

@@ -32,7 +32,8 @@ use serde_json::{json, Map, Value};
 
 use crate::context::Ctx;
 use crate::qs;
-use crate::util::{json_response, now, QueryParams};
+use crate::query_params::QueryParams;
+use crate::response::{json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {

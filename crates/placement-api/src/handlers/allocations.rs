@@ -39,8 +39,8 @@ use serde_json::{json, Map, Value};
 
 use super::{extract_json, plain_generation, saturating_i64, SentGeneration};
 use crate::context::Ctx;
+use crate::response::{empty, json_response, now};
 use crate::schema::Numbers;
-use crate::util::{empty, json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) const UUID_PATTERN: &str = "^[0-9a-fA-F-]{36}$";

@@ -26,8 +26,8 @@ use serde_json::{json, Map, Value};
 use super::providers::{load_provider, provider_last_modified};
 use super::{extract_json, generation_value, saturating_i64};
 use crate::context::Ctx;
+use crate::response::{add_cache_headers, empty, json_response};
 use crate::schema::Numbers;
-use crate::util::{add_cache_headers, empty, json_response};
 use crate::{ApiError, AppState, Backend};
 
 /// `SQL_SP_FLOAT_MAX`: the largest allocation ratio Placement accepts.

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::schema::{self, Numbers};
-use crate::{util, AppState, Backend};
+use crate::{json_body, AppState, Backend};
 
 /// Every route of the API.
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
@@ -52,7 +52,7 @@ pub(crate) struct Body {
 pub(crate) fn extract_json(raw: &[u8], schema_value: &Value) -> Result<Body, ApiError> {
     let (text, numbers) = schema::python_numbers(raw);
     // The parse and its error words; the schema is checked below, knowing the numbers.
-    let value = util::extract_json(&text, &Value::Bool(true))?;
+    let value = json_body::extract_json(&text, &Value::Bool(true))?;
     schema::validate_numbers(schema_value, &value, &numbers)
         .map_err(|e| ApiError::bad_request(format!("JSON does not validate: {e}")))?;
     Ok(Body { value, numbers })

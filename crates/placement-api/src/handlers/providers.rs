@@ -27,7 +27,8 @@ use serde_json::{json, Value};
 use super::extract_json;
 use crate::context::Ctx;
 use crate::qs;
-use crate::util::{add_cache_headers, empty, json_response, now, QueryParams};
+use crate::query_params::QueryParams;
+use crate::response::{add_cache_headers, empty, json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {

@@ -27,8 +27,8 @@ use serde_json::{json, Value};
 use super::allocations::{consumer_writes, reshaper_allocations_schema, RC_PATTERN, UUID_PATTERN};
 use super::{extract_json, plain_generation, saturating_i64, SentGeneration};
 use crate::context::Ctx;
+use crate::response::empty;
 use crate::schema::Numbers;
-use crate::util::empty;
 use crate::{ApiError, AppState, Backend};
 
 /// Placement's `SQL_SP_FLOAT_MAX`, the largest `allocation_ratio`.

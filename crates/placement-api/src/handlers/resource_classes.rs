@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::extract_json;
 use crate::context::Ctx;
-use crate::util::{empty, json_response, now};
+use crate::response::{empty, json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {

@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::context::{Ctx, MAX_VERSION, MIN_VERSION};
-use crate::util::{json_response, now};
+use crate::response::{json_response, now};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {

@@ -21,8 +21,9 @@ use serde_json::{json, Value};
 use super::providers::{load_provider, provider_last_modified};
 use super::{extract_json, generation_value};
 use crate::context::Ctx;
+use crate::query_params::QueryParams;
+use crate::response::{add_cache_headers, empty, json_response, now};
 use crate::schema;
-use crate::util::{add_cache_headers, empty, json_response, now, QueryParams};
 use crate::{ApiError, AppState, Backend};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {

@@ -22,7 +22,7 @@ use placement_types::Uuid;
 use serde_json::{json, Map, Value};
 
 use crate::context::Ctx;
-use crate::util::{json_response, now};
+use crate::response::{json_response, now};
 use crate::{ApiError, AppState, Backend, QueryParams};
 
 pub(crate) fn routes<B: Backend>() -> Router<AppState<B>> {
