@@ -91,6 +91,28 @@ pub fn netns_works() -> Result<(), String> {
     let name = format!("pdcprobe{}", std::process::id());
     sh("ip", &["netns", "add", &name]).map_err(|e| e.to_string())?;
     let _ = sh("ip", &["netns", "del", &name]);
+    // A bridge and a veth pair too: a kernel or container may allow namespaces but not them.
+    let (br, veth) = (
+        format!("pcp{:x}b", std::process::id()),
+        format!("pcp{:x}v", std::process::id()),
+    );
+    sh("ip", &["link", "add", &br, "type", "bridge"]).map_err(|e| e.to_string())?;
+    let _ = sh("ip", &["link", "del", &br]);
+    sh(
+        "ip",
+        &[
+            "link",
+            "add",
+            &veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{veth}p"),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    let _ = sh("ip", &["link", "del", &veth]);
     Ok(())
 }
 

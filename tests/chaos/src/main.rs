@@ -125,11 +125,19 @@ async fn run(args: Args) -> Result<bool> {
     }
     let netns = cluster::netns_works();
     let tmpfs_ok = cluster::tmpfs_works(&out);
-    for (kind, why) in [(FaultKind::Partition, &netns), (FaultKind::Disk, &tmpfs_ok)] {
+    let needs = [
+        (
+            FaultKind::Partition,
+            "network namespaces, a bridge and veth pairs",
+            &netns,
+        ),
+        (FaultKind::Disk, "tmpfs mounts", &tmpfs_ok),
+    ];
+    for (kind, what, why) in needs {
         if let (true, Err(e)) = (kinds.contains(&kind), why) {
             eprintln!(
-                "chaos: SKIPPING the {} fault: it needs root with network namespaces and tmpfs \
-                 mounts ({e}); this run is NOT a full chaos run",
+                "chaos: SKIPPING the {} fault: it needs root and {what} ({e}); this run is NOT \
+                 a full chaos run",
                 format!("{kind:?}").to_lowercase()
             );
             kinds.retain(|k| *k != kind);
