@@ -290,22 +290,12 @@ async fn drive(
         writeln!(f, "{}", serde_json::to_string(e)?)?;
     }
 
-    let mut summary = report::summarize(&history, &events, converge_s);
     let skipped = nemesis
         .skipped
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
-    if !skipped.is_empty() {
-        summary.push_str(&format!(
-            "chaos: faults drawn but not injected (a minority was already impaired): {}\n",
-            skipped
-                .iter()
-                .map(|(k, v)| format!("{k:?} {v}").to_lowercase())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    let summary = report::summarize(&history, &events, &skipped, converge_s);
     print!("{summary}");
     let mut reports = vec![Report {
         name: "converged",
@@ -321,13 +311,7 @@ async fn drive(
     let ok = report::print_reports(&reports);
     let mut text = summary;
     for r in &reports {
-        text.push_str(&format!(
-            "{} {}: {}\n{}",
-            if r.ok { "PASS" } else { "FAIL" },
-            r.name,
-            r.summary,
-            r.detail
-        ));
+        text.push_str(&format!("{}\n{}", report::verdict(r), r.detail));
     }
     std::fs::write(out.join("summary.txt"), text)?;
     println!(

@@ -4,17 +4,14 @@
 //! in the history, so a refused-as-503 write that was applied after all is seen by the
 //! checkers.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
 use crate::check::Report;
 use crate::cluster::Cluster;
-use crate::history::{KeyWrite, OpKind, Outcome};
+use crate::history::Outcome;
 use crate::nemesis::Nemesis;
 use crate::settle::wait_ready;
 use crate::workload::{self, Shared};
@@ -24,6 +21,8 @@ use crate::workload::{self, Shared};
 const NO_QUORUM_ANSWER_WITHIN: Duration = Duration::from_secs(45);
 /// ... and writes must succeed again within this time after healing.
 const RECOVER_WITHIN: Duration = Duration::from_secs(60);
+/// The client id of the probes in the history.
+const PROBE_CLIENT: u32 = u32::MAX;
 
 /// Pauses a majority; a write to a node left must be answered with an error in bounded time;
 /// after SIGCONT writes must succeed again. The probes are one-shot writes in the history.
@@ -56,8 +55,9 @@ pub async fn majority_lost(
     let mut answers = Vec::new();
     for (id, url) in &left {
         let t0 = Instant::now();
-        let (outcome, _) = probe_write(
+        let outcome = workload::one_shot_write(
             shared,
+            PROBE_CLIENT,
             *id,
             url,
             NO_QUORUM_ANSWER_WITHIN + Duration::from_secs(30),
@@ -95,7 +95,9 @@ pub async fn majority_lost(
         let Some((id, url)) = left.first().cloned() else {
             break;
         };
-        if let (Outcome::Ok, _) = probe_write(shared, id, &url, Duration::from_secs(10)).await {
+        let probe =
+            workload::one_shot_write(shared, PROBE_CLIENT, id, &url, Duration::from_secs(10));
+        if probe.await == Outcome::Ok {
             recovered = Some(healed.elapsed());
             break;
         }
@@ -122,44 +124,4 @@ pub async fn majority_lost(
         ),
         detail: problems.join("\n"),
     }
-}
-
-/// One one-shot write (recorded in the history as client `u32::MAX`).
-pub async fn probe_write(
-    shared: &Shared,
-    node: u64,
-    url: &str,
-    timeout: Duration,
-) -> (Outcome, Duration) {
-    let c = Uuid::new_v4();
-    if let Ok(mut s) = shared.one_shot.lock() {
-        s.insert(c);
-    }
-    let value = BTreeMap::from([(format!("{}/VCPU", shared.set_provider), 1)]);
-    let body = json!({
-        "allocations": {shared.set_provider.to_string(): {"resources": {"VCPU": 1}}},
-        "consumer_generation": null,
-        "project_id": shared.project,
-        "user_id": shared.project,
-        "consumer_type": "INSTANCE",
-    });
-    let t = shared.now();
-    let t0 = Instant::now();
-    let a = workload::call(
-        &shared.http,
-        timeout,
-        reqwest::Method::PUT,
-        format!("{url}/allocations/{c}"),
-        Some(&body),
-    )
-    .await;
-    let kind = OpKind::Write {
-        writes: vec![KeyWrite {
-            consumer: c,
-            expected_generation: None,
-            value,
-        }],
-    };
-    shared.record(u32::MAX, node, t, kind, a.outcome.clone());
-    (a.outcome, t0.elapsed())
 }

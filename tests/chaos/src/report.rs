@@ -7,8 +7,14 @@ use crate::check::Report;
 use crate::history::{History, OpKind, Outcome};
 use crate::nemesis::{Event, FaultKind};
 
-/// Counts and failover figures for the summary.
-pub fn summarize(h: &History, events: &[Event], converge_s: f64) -> String {
+/// Counts and failover figures for the summary; `skipped` counts the faults drawn but not
+/// injected.
+pub fn summarize(
+    h: &History,
+    events: &[Event],
+    skipped: &BTreeMap<FaultKind, u64>,
+    converge_s: f64,
+) -> String {
     let mut s = String::new();
     let mut by_kind: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
     for op in &h.ops {
@@ -95,19 +101,34 @@ pub fn summarize(h: &History, events: &[Event], converge_s: f64) -> String {
         "chaos: longest time without an acknowledged write: {:.1} s; convergence after healing: {converge_s:.1} s\n",
         gap as f64 / 1e9
     ));
+    if !skipped.is_empty() {
+        s.push_str(&format!(
+            "chaos: faults drawn but not injected (a minority was already impaired): {}\n",
+            skipped
+                .iter()
+                .map(|(k, v)| format!("{k:?} {v}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     s
+}
+
+/// `PASS name: summary` or `FAIL name: summary`.
+pub fn verdict(r: &Report) -> String {
+    format!(
+        "{} {}: {}",
+        if r.ok { "PASS" } else { "FAIL" },
+        r.name,
+        r.summary
+    )
 }
 
 /// Prints one line per report (and the details of failures); whether all passed.
 pub fn print_reports(reports: &[Report]) -> bool {
     let mut ok = true;
     for r in reports {
-        println!(
-            "{} {}: {}",
-            if r.ok { "PASS" } else { "FAIL" },
-            r.name,
-            r.summary
-        );
+        println!("{}", verdict(r));
         if !r.ok {
             ok = false;
             for line in r.detail.lines().take(60) {

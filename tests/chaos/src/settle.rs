@@ -135,30 +135,21 @@ pub async fn final_state(cluster: &Arc<Mutex<Cluster>>, shared: &Arc<Shared>) ->
         }
         for p in shared.capacity().keys() {
             let get = |path: String| {
-                let http = shared.http.clone();
-                async move {
-                    workload::call(
-                        &http,
-                        Duration::from_secs(10),
-                        reqwest::Method::GET,
-                        path,
-                        None,
-                    )
-                    .await
-                }
+                workload::call(
+                    &shared.http,
+                    Duration::from_secs(10),
+                    reqwest::Method::GET,
+                    path,
+                    None,
+                )
             };
             let u = get(format!("{url}/resource_providers/{p}/usages")).await;
             let a = get(format!("{url}/resource_providers/{p}/allocations")).await;
             let mut pf = ProviderFinal {
                 generation: u.body["resource_provider_generation"].as_u64().unwrap_or(0),
+                usages: workload::usages_of(&u.body),
                 ..ProviderFinal::default()
             };
-            if let Some(m) = u.body["usages"].as_object() {
-                pf.usages = m
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                    .collect();
-            }
             if let Some(m) = a.body["allocations"].as_object() {
                 for alloc in m.values() {
                     if let Some(res) = alloc["resources"].as_object() {

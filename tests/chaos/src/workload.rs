@@ -217,6 +217,18 @@ pub fn seen_of(body: &Json) -> Seen {
     }
 }
 
+/// The `usages` of a GET /resource_providers/{p}/usages body.
+pub fn usages_of(body: &Json) -> BTreeMap<String, u64> {
+    body["usages"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The request body of one consumer's write.
 fn write_body(shared: &Shared, w: &KeyWrite) -> Json {
     let mut allocations = serde_json::Map::new();
@@ -322,7 +334,7 @@ pub async fn client(shared: Arc<Shared>, id: u32, seed: u64) {
             0..=34 => {
                 let c = reg(&mut rng);
                 let w = key_write(&shared, &mut rng, c, &gens);
-                let o = write(&shared, id, node, &base, vec![w.clone()], &mut gens).await;
+                let o = write(&shared, id, node, &base, vec![w], &mut gens).await;
                 if matches!(&o, Outcome::Fail { code: Some(code), .. } if code == CONCURRENT_UPDATE)
                 {
                     read_consumer(&shared, id, node, &base, c, &mut gens).await;
@@ -383,16 +395,7 @@ pub async fn client(shared: Arc<Shared>, id: u32, seed: u64) {
                 } else {
                     a.body["generation"].as_u64()
                 };
-                let usages = (usages && ok).then(|| {
-                    a.body["usages"]
-                        .as_object()
-                        .map(|m| {
-                            m.iter()
-                                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                });
+                let usages = (usages && ok).then(|| usages_of(&a.body));
                 let kind = OpKind::ReadProvider {
                     provider: p,
                     generation: generation.filter(|_| ok),
@@ -401,16 +404,7 @@ pub async fn client(shared: Arc<Shared>, id: u32, seed: u64) {
                 shared.record(id, node, t, kind, a.outcome);
             }
             _ => {
-                let c = Uuid::new_v4();
-                if let Ok(mut s) = shared.one_shot.lock() {
-                    s.insert(c);
-                }
-                let w = KeyWrite {
-                    consumer: c,
-                    expected_generation: None,
-                    value: Value::from([(format!("{}/VCPU", shared.set_provider), 1)]),
-                };
-                write(&shared, id, node, &base, vec![w], &mut gens).await;
+                one_shot_write(&shared, id, node, &base, shared.op_timeout).await;
             }
         }
     }
@@ -453,6 +447,44 @@ fn key_write(
         expected_generation,
         value,
     }
+}
+
+/// Writes a fresh one-shot consumer (1 VCPU on the set provider, generation null) through
+/// `base`, after adding it to the set the lost-writes checker follows; records the op.
+pub async fn one_shot_write(
+    shared: &Shared,
+    client: u32,
+    node: u64,
+    base: &str,
+    timeout: Duration,
+) -> Outcome {
+    let c = Uuid::new_v4();
+    if let Ok(mut s) = shared.one_shot.lock() {
+        s.insert(c);
+    }
+    let w = KeyWrite {
+        consumer: c,
+        expected_generation: None,
+        value: Value::from([(format!("{}/VCPU", shared.set_provider), 1)]),
+    };
+    let t = shared.now();
+    let a = call(
+        &shared.http,
+        timeout,
+        reqwest::Method::PUT,
+        format!("{base}/allocations/{c}"),
+        Some(&write_body(shared, &w)),
+    )
+    .await;
+    let outcome = a.outcome.clone();
+    shared.record(
+        client,
+        node,
+        t,
+        OpKind::Write { writes: vec![w] },
+        a.outcome,
+    );
+    outcome
 }
 
 /// PUT (one write) or POST (several); records the op; updates the client's generations.
