@@ -13,6 +13,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest, VoteResponse,
 };
 use placement_storage::{Entry, LogId, Membership, PeerNode, SnapshotMeta, StoredMembership};
+use placement_types::golden::encoded as enc;
 use placement_types::{
     Command, DomainError, ErrorCode, LogPayload, Origin, Outcome, Request, Timestamp, Uuid,
 };
@@ -46,10 +47,6 @@ fn node(n: u8) -> PeerNode {
         api_addr: format!("10.0.0.{n}:8778"),
         peer_addr: format!("10.0.0.{n}:8779"),
     }
-}
-
-fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    placement_types::encode(v).expect("sample encodes")
 }
 
 fn samples() -> Vec<(String, Vec<u8>)> {

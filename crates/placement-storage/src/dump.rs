@@ -56,15 +56,25 @@ pub fn dump(dir: &Path, options: DumpOptions, out: &mut dyn Write) -> Result<()>
     meta(&db, &APPLIED, out)?;
     meta(&db, &MEMBERSHIP, out)?;
 
+    // The log's indexes are contiguous from the first to the last key: its length and where
+    // the last `entries` start follow from the two ends, without a scan.
     let log = cf(&db, CF_RAFT_LOG)?;
-    let total = db.iterator_cf(log, IteratorMode::Start).count();
-    let skip = options.entries.map_or(0, |n| total.saturating_sub(n));
-    writeln!(
-        out,
-        "\n## raft log ({total} entries, showing {})",
-        total - skip
-    )?;
-    for item in db.iterator_cf(log, IteratorMode::Start).skip(skip) {
+    let end = |mode| -> Result<Option<u64>> {
+        match db.iterator_cf(log, mode).next() {
+            Some(item) => Ok(Some(keys::log_index(&item?.0)?)),
+            None => Ok(None),
+        }
+    };
+    let (first, last) = (end(IteratorMode::Start)?, end(IteratorMode::End)?);
+    let total = match (first, last) {
+        (Some(first), Some(last)) => last.saturating_sub(first) + 1,
+        _ => 0,
+    };
+    let shown = options.entries.map_or(total, |n| total.min(n as u64));
+    writeln!(out, "\n## raft log ({total} entries, showing {shown})")?;
+    let from = keys::log_key(last.map_or(0, |l| (l + 1).saturating_sub(shown)));
+    let mode = IteratorMode::From(&from, rocksdb::Direction::Forward);
+    for item in db.iterator_cf(log, mode) {
         let (key, value) = item?;
         let index = keys::log_index(&key)?;
         match placement_types::decode::<Entry>(&value) {

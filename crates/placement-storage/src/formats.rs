@@ -13,6 +13,7 @@ use std::path::Path;
 
 use openraft::entry::RaftEntry;
 use placement_core::Change;
+use placement_types::golden::encoded as enc;
 use placement_types::{
     Allocation, Command, Consumer, ConsumerTypeWrite, ConsumerWrite, DomainError, ErrorCode,
     GenerationCheck, ImportBatch, Inventory, LogPayload, Outcome, ParentUpdate, Request,
@@ -253,7 +254,6 @@ fn membership() -> Membership {
 }
 
 fn samples() -> Vec<(String, Vec<u8>)> {
-    let enc = |v: &dyn erased::Encode| v.bytes();
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     for (i, command) in commands().into_iter().enumerate() {
         let name = format!("log_payload.v1.{}", variant_name(&command));
@@ -358,18 +358,6 @@ fn samples() -> Vec<(String, Vec<u8>)> {
         std::fs::read(&path).expect("snapshot bytes"),
     ));
     out
-}
-
-/// `bincode` through `placement_types::encode`, for any sample type.
-mod erased {
-    pub trait Encode {
-        fn bytes(&self) -> Vec<u8>;
-    }
-    impl<T: serde::Serialize> Encode for T {
-        fn bytes(&self) -> Vec<u8> {
-            placement_types::encode(self).expect("sample encodes")
-        }
-    }
 }
 
 #[test]

@@ -21,6 +21,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// The bytes of a sample: `crate::encode`, the encoding of every log entry, record and peer
+/// message. Panics if the sample does not encode (test support: a bad sample is a test bug).
+pub fn encoded<T: serde::Serialize>(sample: &T) -> Vec<u8> {
+    match crate::encode(sample) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!("golden sample does not encode: {e}"),
+    }
+}
+
 /// Bytes as lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
