@@ -132,8 +132,8 @@ pub fn tmpfs_works(dir: &Path) -> Result<(), String> {
 
 /// One node slot: a process, its addresses, its data.
 pub struct NodeProc {
+    /// The node id, also its slot number (address, namespace, ports): ids are never reused.
     pub id: u64,
-    pub slot: usize,
     pub api: String,
     pub peer: String,
     pub ns: Option<String>,
@@ -145,8 +145,6 @@ pub struct NodeProc {
     pub paused: bool,
     /// A member of the cluster (false once removed).
     pub member: bool,
-    /// Where the data dir is a tmpfs of this many MiB.
-    pub tmpfs_mib: Option<u64>,
 }
 
 impl NodeProc {
@@ -350,7 +348,6 @@ impl Cluster {
         args.extend(self.node_args.iter().cloned());
         Ok(NodeProc {
             id,
-            slot,
             api,
             peer,
             ns,
@@ -360,7 +357,6 @@ impl Cluster {
             child: None,
             paused: false,
             member: true,
-            tmpfs_mib: self.tmpfs_mib,
         })
     }
 
@@ -530,7 +526,7 @@ impl Cluster {
         for i in 0..self.nodes.len() {
             let _ = self.signal(i, "CONT");
             self.kill9(i).await;
-            if self.nodes[i].tmpfs_mib.is_some() {
+            if self.tmpfs_mib.is_some() {
                 let data = self.nodes[i].data_dir().display().to_string();
                 if let Err(e) = sh("umount", &["-l", &data]) {
                     let _ = writeln!(report, "umount {data}: {e}");
