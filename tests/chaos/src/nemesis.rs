@@ -269,12 +269,8 @@ impl Nemesis {
                             note = format!("fill failed: {e}");
                         }
                         Self::hold(hold, &mut stop).await;
-                        let alive = {
-                            let mut c = self.cluster.lock().await;
-                            c.free_disk(i);
-                            c.nodes[i].is_running()
-                        };
-                        note.push_str(&self.recover_after_disk(i, alive).await);
+                        self.cluster.lock().await.free_disk(i);
+                        note.push_str(&self.recover_after_disk(i).await);
                         "full"
                     }
                 };
@@ -401,20 +397,18 @@ impl Nemesis {
     /// After a disk fault: the node, if it still runs, must serve again within a while; if
     /// it exits meanwhile (placementd stops when Raft cannot write, after draining its
     /// requests) or does not serve in time, it is restarted on its data dir, as systemd would.
-    async fn recover_after_disk(&self, i: usize, alive: bool) -> String {
-        let mut exited = !alive;
-        if alive {
-            let url = self.cluster.lock().await.nodes[i].url();
-            for _ in 0..30 {
-                if !self.cluster.lock().await.nodes[i].is_running() {
-                    exited = true;
-                    break;
-                }
-                if self.ready(&url).await {
-                    return "served again without a restart".into();
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+    async fn recover_after_disk(&self, i: usize) -> String {
+        let mut exited = false;
+        let url = self.cluster.lock().await.nodes[i].url();
+        for _ in 0..30 {
+            if !self.cluster.lock().await.nodes[i].is_running() {
+                exited = true;
+                break;
             }
+            if self.ready(&url).await {
+                return "served again without a restart".into();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let mut c = self.cluster.lock().await;
         c.kill9(i).await;
