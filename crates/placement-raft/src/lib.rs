@@ -21,8 +21,13 @@
 //! - **Two ports per node.** The peer port ([`peer_router`], served by the binary) carries
 //!   Raft RPCs, streamed snapshots, forwarded writes and read-index requests as bincode over
 //!   HTTP with pooled keep-alive connections (`transport/`: `wire.rs` the messages,
-//!   `client.rs` the client, `server.rs` the server). Any member serves writes (forwarded to the leader, deduplicated by request id)
-//!   and linearizable reads (read index from the leader).
+//!   `client.rs` the client, `server.rs` the server, `link.rs` what carries the bytes). Any
+//!   member serves writes (forwarded to the leader, deduplicated by request id) and
+//!   linearizable reads (read index from the leader).
+//! - **Several members run in one process** for tests ([`memory::MemoryNetwork`], given to
+//!   each node as [`NodeConfig::peer_link`]): the peer client calls the other node's peer
+//!   router directly, with dropped, delayed and partitioned messages on demand
+//!   (`tests/in_process/`).
 //! - **Static bootstrap** from an initial member list (`NodeConfig::member`); a node alone
 //!   forms a one-node cluster and needs no peer port.
 //!
@@ -62,12 +67,14 @@ pub use node::{
 };
 pub use observe::ReplicationLag;
 pub use placement_storage::{dump, restore, DumpOptions, NodeId, PeerNode, Restored, TypeConfig};
+pub use transport::memory;
 pub use transport::{
-    file_chunks, paths, peer_router, Forwarded, Member, MembershipChange, MembershipOutcome, Peer,
-    PeerClient, PeerConnection, PeerError, PeerNetwork, SnapshotHeader, TransportError,
-    APPEND_TIMEOUT, CONNECT_TIMEOUT, MAX_APPEND_BYTES, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY,
-    MAX_SNAPSHOT_BYTES, PEER_PROTOCOL_VERSION, PEER_REQUEST_TIMEOUT, POOL_IDLE_TIMEOUT,
-    SNAPSHOT_CHUNK, SNAPSHOT_STALL_TIMEOUT,
+    file_chunks, paths, peer_router, Forwarded, HttpLink, Member, MembershipChange,
+    MembershipOutcome, Peer, PeerBody, PeerClient, PeerConnection, PeerError, PeerLink,
+    PeerNetwork, PeerReply, SnapshotHeader, TransportError, APPEND_TIMEOUT, CONNECT_TIMEOUT,
+    MAX_APPEND_BYTES, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY, MAX_SNAPSHOT_BYTES,
+    PEER_PROTOCOL_VERSION, PEER_REQUEST_TIMEOUT, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
+    SNAPSHOT_STALL_TIMEOUT,
 };
 
 /// Why the node could not serve a write or a read (domain rejections are not errors here:

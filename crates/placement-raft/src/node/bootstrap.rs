@@ -64,7 +64,10 @@ impl PlacementNode {
         .map_err(|e| Error::Stopped(format!("storage open task: {e}")))??;
         let state = sm.state();
 
-        let peers = PeerClient::new(config.peer_tls.clone())?;
+        let peers = match &config.peer_link {
+            Some(link) => PeerClient::over(link.clone()),
+            None => PeerClient::new(config.peer_tls.clone())?,
+        };
         let network = PeerNetwork::new(peers.clone());
         let raft = Raft::new(
             id,

@@ -48,7 +48,7 @@ use placement_storage::{NodeId, PeerNode, SharedState, StateMachine, Store, Type
 use crate::config::{ELECTION_TIMEOUT_MAX_MS, SNAPSHOT_EVERY_ENTRIES};
 use crate::forward::Forwarder;
 use crate::guard::{MembershipView, Refusal, Sender};
-use crate::transport::{Peer, PeerClient};
+use crate::transport::{Peer, PeerClient, PeerLink};
 use crate::Error;
 
 mod bootstrap;
@@ -117,6 +117,9 @@ pub struct NodeConfig {
     pub join: bool,
     /// The peer port's TLS: members are called over mutual TLS with it. `None`: plaintext.
     pub peer_tls: Option<Arc<TlsSource>>,
+    /// What carries calls to other members. `None`: HTTP over TCP (with `peer_tls`); tests
+    /// give a [`MemoryNetwork`](crate::memory::MemoryNetwork) link to run members in-process.
+    pub peer_link: Option<Arc<dyn PeerLink>>,
 }
 
 impl NodeConfig {
@@ -136,6 +139,7 @@ impl NodeConfig {
             snapshot_every: SNAPSHOT_EVERY_ENTRIES,
             join: false,
             peer_tls: None,
+            peer_link: None,
         }
     }
 
@@ -158,6 +162,7 @@ impl NodeConfig {
             snapshot_every: SNAPSHOT_EVERY_ENTRIES,
             join: false,
             peer_tls: None,
+            peer_link: None,
         })
     }
 }

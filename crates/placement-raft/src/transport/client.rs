@@ -1,13 +1,6 @@
 //! The peer transport, client side: Raft RPCs, snapshot streaming, write forwarding and read
-//! index requests to another member's peer port.
-//!
-//! # TLS and who is called
-//! With TLS ([`PeerClient::new`] given the peer port's [`TlsSource`]) a member is called as
-//! `https://node<ID>/...`: the name resolves to the address the membership records for that
-//! node ([`PeerResolver`]), and the server must present a certificate from the cluster CA
-//! naming `node<ID>` (`placement_net::tls::ClusterServerVerifier`); this node presents its
-//! own. So a call reaches the member it means or fails, whatever answers at the address.
-//! Certificates rotated on disk are picked up by the next connection.
+//! index requests to another member's peer port, over a [`PeerLink`] (HTTP in production,
+//! `link.rs`).
 //!
 //! A snapshot is streamed: the body is `u32 big-endian length + bincode(SnapshotHeader)`
 //! followed by the snapshot file's bytes, read from the open file in [`SNAPSHOT_CHUNK`]
@@ -28,6 +21,7 @@
 //! Left out: compression of append bodies.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,12 +37,12 @@ use placement_storage::{NodeId, PeerNode, SnapshotFile, TypeConfig, Vote};
 use placement_types::ApplyResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
 use tokio::io::AsyncReadExt;
 
 use crate::guard;
 
+use super::http::HttpLink;
+use super::link::{PeerBody, PeerLink};
 use super::wire::{
     paths, Forwarded, MembershipChange, MembershipOutcome, Peer, PeerError, SnapshotHeader,
 };
@@ -90,200 +84,64 @@ pub enum TransportError {
     NotFound { addr: String, path: String },
 }
 
-/// Resolves `node<ID>` to the address the membership records for node `ID` (the client
-/// learns it from each call's [`Peer`]); a DNS name there is looked up as usual.
-#[derive(Debug, Default)]
-pub struct PeerResolver {
-    addrs: RwLock<HashMap<NodeId, String>>,
-}
-
-impl PeerResolver {
-    fn remember(&self, peer: &Peer) {
-        let known = self
-            .addrs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&peer.id)
-            .is_some_and(|a| *a == peer.addr);
-        if !known {
-            self.addrs
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(peer.id, peer.addr.clone());
-        }
-    }
-}
-
-impl reqwest::dns::Resolve for PeerResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let addr = placement_net::parse_node_name(name.as_str()).and_then(|id| {
-            self.addrs
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&id)
-                .cloned()
-        });
-        let name = name.as_str().to_string();
-        Box::pin(async move {
-            let addr = addr.ok_or_else(|| format!("{name} is not a known member"))?;
-            let found: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host(addr.as_str()).await?.collect();
-            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
-            Ok(addrs)
-        })
-    }
-}
-
-/// A pooled HTTP client for the peer ports of all members. Cheap to clone (shared pool).
+/// The client of every member's peer port: what a peer call means (encoding, bounds, error
+/// mapping, snapshot framing), over a [`PeerLink`] that carries its bytes. Cheap to clone
+/// (the link is shared).
 #[derive(Debug, Clone)]
 pub struct PeerClient {
-    inner: Arc<ClientInner>,
-}
-
-#[derive(Debug)]
-struct ClientInner {
-    tls: Option<Arc<TlsSource>>,
-    resolver: Arc<PeerResolver>,
-    /// The client, and the TLS generation it was built for.
-    http: Mutex<(u64, reqwest::Client)>,
-}
-
-fn build_http(
-    tls: Option<&TlsSource>,
-    resolver: &Arc<PeerResolver>,
-) -> Result<reqwest::Client, crate::Error> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .tcp_nodelay(true)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(tls) = tls {
-        let config = tls.client().ok_or_else(|| {
-            crate::Error::Config("the peer TLS configuration has no client side".into())
-        })?;
-        builder = builder
-            .use_preconfigured_tls((*config).clone())
-            .dns_resolver(resolver.clone())
-            .https_only(true);
-    }
-    builder
-        .build()
-        .map_err(|e| crate::Error::Config(format!("peer HTTP client: {e}")))
+    link: Arc<dyn PeerLink>,
 }
 
 impl PeerClient {
-    /// A client that calls members over TLS when `tls` (the peer port's configuration) is
-    /// given, in plaintext otherwise.
+    /// A client that calls members over HTTP: with TLS when `tls` (the peer port's
+    /// configuration) is given, in plaintext otherwise.
     pub fn new(tls: Option<Arc<TlsSource>>) -> Result<Self, crate::Error> {
-        let resolver = Arc::new(PeerResolver::default());
-        let generation = tls.as_ref().map_or(0, |t| t.generation());
-        let http = build_http(tls.as_deref(), &resolver)?;
-        Ok(PeerClient {
-            inner: Arc::new(ClientInner {
-                tls,
-                resolver,
-                http: Mutex::new((generation, http)),
-            }),
-        })
+        Ok(Self::over(Arc::new(HttpLink::new(tls)?)))
     }
 
-    /// The HTTP client, rebuilt when the certificates were reloaded.
-    fn http(&self) -> reqwest::Client {
-        let mut http = self.inner.http.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tls) = &self.inner.tls {
-            let generation = tls.generation();
-            if generation != http.0 {
-                match build_http(Some(tls), &self.inner.resolver) {
-                    Ok(client) => *http = (generation, client),
-                    Err(e) => tracing::error!(error = %e, "peer client not rebuilt"),
-                }
-            }
-        }
-        http.1.clone()
+    /// A client whose calls travel over `link` (an in-process [`MemoryNetwork`] in tests).
+    ///
+    /// [`MemoryNetwork`]: super::memory::MemoryNetwork
+    pub fn over(link: Arc<dyn PeerLink>) -> Self {
+        PeerClient { link }
     }
 
-    fn url(&self, peer: &Peer, path: &str) -> String {
-        match &self.inner.tls {
-            Some(_) => {
-                self.inner.resolver.remember(peer);
-                format!("https://{}{path}", placement_net::node_name(peer.id))
-            }
-            None => format!("http://{}{path}", peer.addr),
-        }
-    }
-
-    fn transport(peer: &Peer, e: &reqwest::Error) -> TransportError {
-        // The source chain says why (a refused certificate, a reset); the top error alone
-        // only says that sending failed.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        if e.is_connect() {
-            TransportError::Connect {
-                addr: peer.addr.clone(),
-                message,
-            }
-        } else {
-            TransportError::Call {
-                addr: peer.addr.clone(),
-                message,
-            }
-        }
-    }
-
+    /// Sends one call and decodes its answer: a 404 is [`TransportError::NotFound`] (an
+    /// older version), any other status but 200 a failed call.
     async fn send<Resp: DeserializeOwned>(
         &self,
         peer: &Peer,
-        builder: reqwest::RequestBuilder,
+        path: &'static str,
+        body: PeerBody,
+        timeout: Duration,
     ) -> Result<Resp, TransportError> {
         let call = |message: String| TransportError::Call {
             addr: peer.addr.clone(),
             message,
         };
-        let mut response = builder
-            .send()
-            .await
-            .map_err(|e| Self::transport(peer, &e))?;
-        let status = response.status();
-        let mut body: Vec<u8> = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| Self::transport(peer, &e))?
-        {
-            if body.len() + chunk.len() > crate::MAX_PEER_BODY {
-                return Err(call(format!(
-                    "answer larger than {} bytes",
-                    crate::MAX_PEER_BODY
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let reply = self.link.post(peer, path, body, timeout).await?;
+        if reply.status == 404 {
             return Err(TransportError::NotFound {
                 addr: peer.addr.clone(),
-                path: response.url().path().to_string(),
+                path: path.to_string(),
             });
         }
-        if status != reqwest::StatusCode::OK {
+        if reply.status != 200 {
+            let body = &reply.body;
             return Err(call(format!(
-                "status {status}: {}",
+                "status {}: {}",
+                reply.status,
                 String::from_utf8_lossy(&body[..body.len().min(200)])
             )));
         }
-        placement_types::decode(&body).map_err(|e| call(format!("bad response body: {e}")))
+        placement_types::decode(&reply.body).map_err(|e| call(format!("bad response body: {e}")))
     }
 
     /// One bincode request/response call.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         peer: &Peer,
-        path: &str,
+        path: &'static str,
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, TransportError> {
@@ -297,16 +155,11 @@ impl PeerClient {
     async fn call_encoded<Resp: DeserializeOwned>(
         &self,
         peer: &Peer,
-        path: &str,
+        path: &'static str,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Resp, TransportError> {
-        let builder = self
-            .http()
-            .post(self.url(peer, path))
-            .timeout(timeout)
-            .body(body);
-        self.send(peer, builder).await
+        self.send(peer, path, PeerBody::Full(body), timeout).await
     }
 
     /// Forwards a write to the leader `peer`; the answer is the leader's outcome and the
@@ -392,12 +245,13 @@ impl PeerClient {
             futures::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(prefix)) }),
             chunks,
         );
-        let builder = self
-            .http()
-            .post(self.url(peer, paths::SNAPSHOT))
-            .timeout(timeout)
-            .body(reqwest::Body::wrap_stream(body));
-        self.send(peer, builder).await
+        self.send(
+            peer,
+            paths::SNAPSHOT,
+            PeerBody::Stream(Box::pin(body)),
+            timeout,
+        )
+        .await
     }
 }
 
@@ -473,7 +327,7 @@ impl PeerConnection {
 
     async fn raft_call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        path: &str,
+        path: &'static str,
         rpc: &Req,
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
