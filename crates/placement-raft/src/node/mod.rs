@@ -20,7 +20,8 @@
 //! already-built request to the leader's peer port and relays the outcome. Until
 //! [`WRITE_TIMEOUT`] it retries on whichever member leads next; a retry carries the same
 //! request id, and the state machine applies an id only once (`placement-storage`'s
-//! `dedup.rs`). [`PlacementNode::read_barrier`] is ReadIndex everywhere: a follower asks the
+//! `dedup.rs`). A call to a leader is abandoned as soon as this node learns that another
+//! member leads, and retried there (`writes.rs::unless_leader_moves`). [`PlacementNode::read_barrier`] is ReadIndex everywhere: a follower asks the
 //! leader for its read index over the peer port (the leader confirms its leadership with a
 //! quorum first), waits until it has applied that far, then reads locally.
 //!

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::ReadPolicy;
-use placement_storage::TypeConfig;
+use placement_storage::{NodeId, TypeConfig};
 use placement_types::{ApplyResult, LogPayload, Origin, Request};
 
 use crate::transport::{Forwarded, Peer, PeerError, TransportError};
@@ -134,16 +135,49 @@ impl PlacementNode {
     ) -> Result<ApplyResult, Error> {
         tracing::info!(request_id = %format_args!("req-{}", forwarded.request.id), leader = peer.id, "forwarding a write to the leader");
         placement_metrics::catalog::RAFT_FORWARDED_WRITES.inc();
-        let answer = self
-            .forwarder
-            .forward(peer, forwarded.clone(), timeout)
-            .await
-            .map_err(Error::from)?;
-        let (result, index) = answer?;
+        let forward = self.forwarder.forward(peer, forwarded.clone(), timeout);
+        let answer = self.unless_leader_moves(peer, forward).await?;
+        let (result, index) = answer.map_err(Error::from)??;
         if local == LocalApply::Wait {
             self.wait_applied(index, timeout).await?;
         }
         Ok(result)
+    }
+
+    /// Runs `call` to the leader `peer` unless this node learns first that another node
+    /// leads: then the call is abandoned with a retryable error, and the caller's retry goes
+    /// to the new leader at once. Without it, a call to a leader that stopped answering
+    /// without closing its connections (a paused process, a hung host) waits out its whole
+    /// deadline while the others have long elected a new leader. Abandoning a forwarded write
+    /// is safe: its retry keeps the request id, so it is applied once even if the old
+    /// leader's copy commits as well.
+    pub(super) async fn unless_leader_moves<T>(
+        &self,
+        peer: &Peer,
+        call: impl std::future::Future<Output = T>,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            answer = call => Ok(answer),
+            new = self.leader_other_than(peer.id) => Err(Error::OutcomeUnknown(format!(
+                "node {new} leads now; the call to node {} was abandoned",
+                peer.id
+            ))),
+        }
+    }
+
+    /// Resolves once this node knows a leader other than `old` (never, if Raft stops).
+    async fn leader_other_than(&self, old: NodeId) -> NodeId {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = metrics.borrow_watched().current_leader {
+                if leader != old {
+                    return leader;
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Waits until this node has applied entry `index`.
@@ -199,7 +233,8 @@ impl PlacementNode {
                 match leader {
                     Leader::Here => self.local_read_barrier().await,
                     Leader::At(peer) => {
-                        let index = self.peers.read_index(&peer, remaining).await??;
+                        let ask = self.peers.read_index(&peer, remaining);
+                        let index = self.unless_leader_moves(&peer, ask).await???;
                         self.wait_applied(index, remaining).await
                     }
                 }

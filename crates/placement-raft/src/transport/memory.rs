@@ -17,7 +17,8 @@
 //! - [`Fault::Delay`]: the request arrives that much later.
 //!
 //! [`MemoryNetwork::partition`] and [`MemoryNetwork::isolate`] are drops between groups of
-//! nodes; [`MemoryNetwork::heal`] removes every rule. A node that does not serve (stopped, or
+//! nodes, [`MemoryNetwork::pause`] delays everything to and from a node past any timeout (a
+//! stopped process whose connections stay open); [`MemoryNetwork::heal`] removes every rule. A node that does not serve (stopped, or
 //! not started yet) refuses connections at once, like a closed port.
 //!
 //! Time is real: openraft's timers run as in production, so a test waits for an election as a
@@ -38,6 +39,9 @@ use tower::ServiceExt;
 use super::client::{TransportError, CONNECT_TIMEOUT};
 use super::link::{PeerBody, PeerLink, PeerReply};
 use super::wire::Peer;
+
+/// How long a paused node's calls are held: longer than any peer call's timeout.
+const PAUSED: Duration = Duration::from_secs(24 * 3600);
 
 /// What happens to a call a [`Rule`] picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +169,21 @@ impl MemoryNetwork {
                 to: (!fault_from).then_some(id),
                 path: None,
                 fault: Fault::Drop,
+                times: None,
+            });
+        }
+    }
+
+    /// Node `id` stops answering as a paused process does (SIGSTOP): calls to and from it
+    /// are accepted and then hang until their own timeouts.
+    pub fn pause(&self, id: NodeId) {
+        let mut inner = self.lock();
+        for fault_from in [true, false] {
+            inner.rules.push(Rule {
+                from: fault_from.then_some(id),
+                to: (!fault_from).then_some(id),
+                path: None,
+                fault: Fault::Delay(PAUSED),
                 times: None,
             });
         }

@@ -157,6 +157,37 @@ async fn a_write_retried_across_a_healed_partition_is_applied_once() {
     cluster.shutdown().await;
 }
 
+/// The leader stops answering (a paused process: calls to it hang rather than fail). A write
+/// a follower forwarded to it is sent again to the leader elected meanwhile, as soon as the
+/// follower learns of it, instead of waiting out its deadline on the old one; the request
+/// keeps its id, so it is applied once even if the paused leader's copy commits too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_forwarded_to_a_paused_leader_is_sent_again_to_the_new_one() {
+    let cluster = TestCluster::start(3).await;
+    let old = cluster.leader().await;
+    let follower = cluster.others(old)[0];
+    cluster.net.pause(old);
+
+    let node = cluster.node(follower).clone();
+    let write = tokio::spawn(async move { node.write(create_provider(9)).await });
+    let new = cluster.leader_among(&cluster.others(old)).await;
+    assert_ne!(new, old);
+    applied(write.await.expect("write task"));
+    assert!(cluster.net.served(follower, new, paths::WRITES) >= 1);
+    assert!(has_provider(cluster.node(follower), 9));
+    // Reads through the follower go to the new leader too.
+    cluster
+        .node(follower)
+        .read_barrier()
+        .await
+        .expect("barrier");
+
+    cluster.net.heal();
+    assert_eq!(cluster.leader().await, new);
+    cluster.assert_converged().await;
+    cluster.shutdown().await;
+}
+
 /// A leader that is shutting down hands leadership over: another member leads well before
 /// an election timeout would have passed, and writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
