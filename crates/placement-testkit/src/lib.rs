@@ -98,6 +98,19 @@ impl Case {
     pub fn location(&self) -> String {
         format!("{}:{}", self.file.display(), self.line)
     }
+
+    /// A case of one line and no input: one line of a handler's own block of commands (a
+    /// `seed` block), parsed as a command line is.
+    pub fn of_line(file: &Path, line: usize, text: &str) -> Case {
+        let (command, args) = parse_command(text);
+        Case {
+            file: file.to_path_buf(),
+            line,
+            command,
+            args,
+            input: String::new(),
+        }
+    }
 }
 
 /// A parsed case and where its expected output sits in the file.
