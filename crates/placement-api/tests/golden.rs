@@ -308,4 +308,10 @@ fn run(path: &Path) {
     placement_testkit::run(path, |case| api.run(case));
 }
 
-placement_testkit::golden_tests!("testscripts", run; framework, resources, allocations, numbers);
+placement_testkit::golden_tests!(
+    "testscripts", run;
+    framework,
+    resources,
+    allocations,
+    numbers,
+);

@@ -11,4 +11,16 @@ fn run(path: &Path) {
     placement_testkit::run(path, |case| script::run(&mut world, case));
 }
 
-placement_testkit::golden_tests!("testscripts", run; providers, validate, allocations, generations, reshape, import, candidates, candidates_windows, candidates_bound, huge_amounts);
+placement_testkit::golden_tests!(
+    "testscripts", run;
+    providers,
+    validate,
+    allocations,
+    generations,
+    reshape,
+    import,
+    candidates,
+    candidates_windows,
+    candidates_bound,
+    huge_amounts,
+);

@@ -220,7 +220,7 @@ pub fn run(path: impl AsRef<Path>, mut handler: impl FnMut(&Case) -> String) {
         }
         let expected = &lines[parsed.expected.clone()];
         if expected != actual.as_slice() {
-            let _ = writeln!(
+            let _ = write!(
                 failures,
                 "\n{}: {}\n{}",
                 case.location(),
