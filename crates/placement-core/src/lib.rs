@@ -11,6 +11,10 @@
 
 pub mod apply;
 pub mod candidates;
+#[cfg(any(test, feature = "fixture"))]
+pub mod fixture;
+#[cfg(test)]
+mod golden_tests;
 pub mod query;
 pub mod state;
 

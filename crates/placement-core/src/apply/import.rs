@@ -38,10 +38,6 @@ use super::validate;
 use super::Step;
 use crate::state::{Change, State};
 
-#[cfg(test)]
-#[path = "import_tests.rs"]
-mod tests;
-
 /// Whether the state holds nothing an import could collide with.
 fn is_empty(state: &State) -> bool {
     state.provider_count() == 0

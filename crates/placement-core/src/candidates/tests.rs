@@ -1,620 +1,28 @@
-//! Unit and property tests of the allocation-candidates search.
-//!
-//! Unit tests pin the behaviours the API relies on (trees, sharing, granular policies,
-//! `same_subtree`, `root_required`, `limit`, errors and early exits). Property tests generate
-//! small random deployments and requests and check every returned candidate against the
-//! request (capacity, traits, aggregates, `isolate`), that a brute-force enumeration finds the
-//! same candidates where one is simple to write (granular groups over flat providers), and
-//! that the result does not depend on the order in which the state was built.
+//! Property tests of the allocation-candidates search: small random deployments, built
+//! through commands by the fixture builder ([`World`]), and random requests; every returned
+//! candidate is checked against the request (capacity, traits, aggregates, `isolate`), a
+//! brute-force enumeration must find the same candidates where one is simple to write
+//! (granular groups over flat providers), and the result must not depend on the order in
+//! which the state was built. The behaviours the API relies on (trees, sharing, granular
+//! policies, `same_subtree`, `root_required`, `limit`, errors and early exits, the bound)
+//! are pinned by the golden scripts `testscripts/candidates*.txt`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use placement_types::{Allocation, Consumer, Inventory, ResourceProvider, Timestamp, Uuid};
+use placement_types::{
+    Allocation, Command, ConsumerTypeWrite, ConsumerWrite, GenerationCheck, Inventory,
+    ResourceProvider, Uuid,
+};
 use proptest::prelude::*;
 
 use super::*;
+use crate::fixture::World;
 use crate::query::has_room;
 use crate::state::Record;
 
+/// Generated provider `n` (from 1).
 fn u(n: u128) -> Uuid {
-    Uuid::from_u128(n)
-}
-
-/// A provider record: `inv` is (class, total).
-fn rp(
-    n: u128,
-    parent: Option<u128>,
-    root: u128,
-    inv: &[(&str, i64)],
-    traits: &[&str],
-    aggs: &[u128],
-) -> ResourceProvider {
-    ResourceProvider {
-        uuid: u(n),
-        name: format!("rp{n}"),
-        generation: 1,
-        parent: parent.map(u),
-        root: u(root),
-        created_at: Timestamp(0),
-        updated_at: Timestamp(0),
-        inventories: inv
-            .iter()
-            .map(|(rc, t)| (rc.to_string(), Inventory::with_total(*t)))
-            .collect(),
-        traits: traits.iter().map(|t| t.to_string()).collect(),
-        aggregates: aggs.iter().map(|a| u(*a)).collect(),
-    }
-}
-
-fn consumer(n: u128, allocs: &[(u128, &str, i64)]) -> Consumer {
-    Consumer {
-        uuid: u(n),
-        project_id: "p".into(),
-        user_id: "u".into(),
-        generation: 1,
-        consumer_type: None,
-        created_at: Timestamp(0),
-        updated_at: Timestamp(0),
-        allocations: allocs
-            .iter()
-            .map(|(p, rc, used)| Allocation {
-                provider: u(*p),
-                resource_class: rc.to_string(),
-                used: *used,
-            })
-            .collect(),
-    }
-}
-
-fn state_of(providers: Vec<ResourceProvider>, consumers: Vec<Consumer>) -> State {
-    let mut s = State::new();
-    for p in providers {
-        s.insert_record(Record::Provider(p));
-    }
-    for c in consumers {
-        s.insert_record(Record::Consumer(c));
-    }
-    s
-}
-
-fn group(suffix: &str, resources: &[(&str, i64)]) -> RequestGroup {
-    RequestGroup {
-        suffix: suffix.into(),
-        resources: resources.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
-        ..RequestGroup::default()
-    }
-}
-
-fn request(groups: Vec<RequestGroup>) -> CandidateRequest {
-    CandidateRequest {
-        groups,
-        nested_aware: true,
-        ..CandidateRequest::default()
-    }
-}
-
-/// Each candidate as provider number → class → amount, sorted.
-fn shapes(c: &Candidates) -> BTreeSet<Vec<(u128, String, i64)>> {
-    c.allocation_requests
-        .iter()
-        .map(|a| {
-            a.allocations
-                .iter()
-                .flat_map(|(p, m)| m.iter().map(move |(rc, n)| (p.as_u128(), rc.clone(), *n)))
-                .collect()
-        })
-        .collect()
-}
-
-fn summary_ids(c: &Candidates) -> Vec<u128> {
-    c.provider_summaries
-        .iter()
-        .map(|s| s.uuid.as_u128())
-        .collect()
-}
-
-fn a(p: u128, rc: &str, n: i64) -> (u128, String, i64) {
-    (p, rc.to_string(), n)
-}
-
-/// One root with `children` children, each with 4 VCPU and 4 MEMORY_MB (units), and the
-/// request of `groups` granular groups of 1 VCPU each under `isolate`: the product of the
-/// children, `children * (children - 1) * ...` candidates.
-fn wide_tree(children: u128, groups: usize) -> (State, CandidateRequest) {
-    let mut providers = vec![rp(1, None, 1, &[], &[], &[])];
-    for c in 0..children {
-        providers.push(rp(
-            100 + c,
-            Some(1),
-            1,
-            &[("VCPU", 4), ("MEMORY_MB", 4)],
-            &[],
-            &[],
-        ));
-    }
-    let groups = (0..groups)
-        .map(|g| group(&format!("{g}"), &[("VCPU", 1)]))
-        .collect();
-    let mut r = request(groups);
-    r.group_policy = Some(GroupPolicy::Isolate);
-    (state_of(providers, vec![]), r)
-}
-
-#[test]
-fn the_bound_stops_generation_without_building_the_product() {
-    // 30 children, 4 isolated groups: 657,720 candidates unbounded.
-    let (s, mut r) = wide_tree(30, 4);
-    r.max_candidates = Some(1_000);
-    let found = search(&s, &r).expect("search");
-    assert_eq!(found.allocation_requests.len(), 1_000);
-    // `limit` under the bound, and a bound under `limit`.
-    r.limit = Some(7);
-    assert_eq!(search(&s, &r).expect("search").allocation_requests.len(), 7);
-    r.limit = Some(5_000);
-    assert_eq!(
-        search(&s, &r).expect("search").allocation_requests.len(),
-        1_000
-    );
-}
-
-#[test]
-fn the_bound_keeps_a_prefix_of_the_unbounded_answer() {
-    let (s, mut r) = wide_tree(6, 3);
-    let full = search(&s, &r).expect("search");
-    assert_eq!(full.allocation_requests.len(), 6 * 5 * 4);
-    r.max_candidates = Some(25);
-    let bounded = search(&s, &r).expect("search");
-    assert_eq!(
-        bounded.allocation_requests[..],
-        full.allocation_requests[..25]
-    );
-}
-
-#[test]
-fn the_bound_also_cuts_one_groups_alternatives_in_a_tree() {
-    // The unsuffixed group may take each class from any provider of the tree: with 30
-    // children and 4 classes that alone would be 30^4 alternatives.
-    let classes = ["VCPU", "MEMORY_MB", "DISK_GB", "IPV4_ADDRESS"];
-    let mut providers = vec![rp(1, None, 1, &[], &[], &[])];
-    for c in 0..30u128 {
-        let inv: Vec<(&str, i64)> = classes.iter().map(|rc| (*rc, 10)).collect();
-        providers.push(rp(100 + c, Some(1), 1, &inv, &[], &[]));
-    }
-    let s = state_of(providers, vec![]);
-    let mut r = request(vec![group(
-        "",
-        &classes.iter().map(|rc| (*rc, 1)).collect::<Vec<_>>(),
-    )]);
-    r.max_candidates = Some(500);
-    let found = search(&s, &r).expect("search");
-    assert_eq!(found.allocation_requests.len(), 500);
-}
-
-#[test]
-fn flat_providers_with_room() {
-    let s = state_of(
-        vec![
-            rp(1, None, 1, &[("VCPU", 4), ("MEMORY_MB", 1024)], &[], &[]),
-            rp(2, None, 2, &[("VCPU", 4), ("MEMORY_MB", 1024)], &[], &[]),
-            rp(3, None, 3, &[("VCPU", 1)], &[], &[]),
-        ],
-        vec![consumer(100, &[(2, "VCPU", 3)])],
-    );
-    let c = search(
-        &s,
-        &request(vec![group("", &[("VCPU", 2), ("MEMORY_MB", 512)])]),
-    )
-    .expect("valid request");
-    assert_eq!(
-        shapes(&c),
-        BTreeSet::from([vec![a(1, "MEMORY_MB", 512), a(1, "VCPU", 2)]])
-    );
-    assert_eq!(summary_ids(&c), vec![1]);
-    let sum = &c.provider_summaries[0];
-    assert_eq!(sum.resources.len(), 2);
-}
-
-#[test]
-fn min_unit_max_unit_and_step_size_apply_per_group() {
-    let mut p = rp(1, None, 1, &[("DISK_GB", 100)], &[], &[]);
-    if let Some(inv) = p.inventories.get_mut("DISK_GB") {
-        inv.min_unit = 10;
-        inv.max_unit = 50;
-        inv.step_size = 10;
-    }
-    let s = state_of(vec![p], vec![]);
-    let found = |n: i64| {
-        search(&s, &request(vec![group("", &[("DISK_GB", n)])]))
-            .expect("valid")
-            .allocation_requests
-            .len()
-    };
-    assert_eq!(found(5), 0, "below min_unit");
-    assert_eq!(found(15), 0, "not a multiple of step_size");
-    assert_eq!(found(60), 0, "above max_unit");
-    assert_eq!(found(50), 1);
-}
-
-#[test]
-fn sharing_provider_serves_every_tree_of_its_aggregate() {
-    let s = state_of(
-        vec![
-            rp(1, None, 1, &[("VCPU", 4)], &[], &[50]),
-            rp(2, None, 2, &[("VCPU", 4)], &[], &[50]),
-            rp(3, None, 3, &[("VCPU", 4)], &[], &[]),
-            rp(9, None, 9, &[("DISK_GB", 100)], &[SHARING_TRAIT], &[50]),
-        ],
-        vec![],
-    );
-    let c = search(
-        &s,
-        &request(vec![group("", &[("VCPU", 1), ("DISK_GB", 10)])]),
-    )
-    .expect("valid");
-    assert_eq!(
-        shapes(&c),
-        BTreeSet::from([
-            vec![a(1, "VCPU", 1), a(9, "DISK_GB", 10)],
-            vec![a(2, "VCPU", 1), a(9, "DISK_GB", 10)],
-        ])
-    );
-    assert_eq!(summary_ids(&c), vec![1, 2, 9]);
-    // The same through granular groups (a sharing provider is anchored to each tree).
-    let mut r = request(vec![
-        group("1", &[("VCPU", 1)]),
-        group("2", &[("DISK_GB", 10)]),
-    ]);
-    r.group_policy = Some(GroupPolicy::Isolate);
-    let c = search(&s, &r).expect("valid");
-    assert_eq!(c.allocation_requests.len(), 2);
-    for ar in &c.allocation_requests {
-        assert_eq!(ar.mappings["2"], BTreeSet::from([u(9)]));
-    }
-}
-
-fn numa_tree() -> State {
-    // cn (MEMORY_MB) with numa0, numa1 (VCPU 2 each), numa1 has CUSTOM_FAST.
-    state_of(
-        vec![
-            rp(1, None, 1, &[("MEMORY_MB", 1024)], &["HW_CPU_X86_AVX"], &[]),
-            rp(2, Some(1), 1, &[("VCPU", 2)], &[], &[]),
-            rp(3, Some(1), 1, &[("VCPU", 2)], &["HW_CPU_X86_SSE"], &[]),
-        ],
-        vec![],
-    )
-}
-
-#[test]
-fn nested_providers_combine_within_a_tree() {
-    let s = numa_tree();
-    let mut r = request(vec![group("", &[("VCPU", 1), ("MEMORY_MB", 10)])]);
-    let c = search(&s, &r).expect("valid");
-    assert_eq!(c.allocation_requests.len(), 2);
-    assert_eq!(summary_ids(&c), vec![1, 2, 3]);
-    // Traits are met by the providers of the combination together; the root's trait does
-    // not count for VCPU on a child, but the root gives MEMORY_MB here so it does.
-    r.groups[0].required_traits = vec![BTreeSet::from(["HW_CPU_X86_SSE".to_string()])];
-    let c = search(&s, &r).expect("valid");
-    assert_eq!(
-        shapes(&c),
-        BTreeSet::from([vec![a(1, "MEMORY_MB", 10), a(3, "VCPU", 1)]])
-    );
-    // Before 1.29 a candidate may not use two providers of one tree.
-    r.nested_aware = false;
-    assert!(search(&s, &r)
-        .expect("valid")
-        .allocation_requests
-        .is_empty());
-}
-
-#[test]
-fn granular_groups_and_isolate() {
-    let s = numa_tree();
-    let mut r = request(vec![group("1", &[("VCPU", 1)]), group("2", &[("VCPU", 1)])]);
-    r.group_policy = Some(GroupPolicy::None);
-    let c = search(&s, &r).expect("valid");
-    // (2,2) (2,3) (3,2) (3,3) → three distinct allocations; mappings tell the last two apart.
-    assert_eq!(c.allocation_requests.len(), 4);
-    assert_eq!(shapes(&c).len(), 3);
-    r.group_policy = Some(GroupPolicy::Isolate);
-    let c = search(&s, &r).expect("valid");
-    assert_eq!(c.allocation_requests.len(), 2);
-    for ar in &c.allocation_requests {
-        assert_ne!(ar.mappings["1"], ar.mappings["2"]);
-    }
-    // Summed amounts must fit: 2 + 1 VCPU does not fit a numa node of 2.
-    let mut r = request(vec![group("1", &[("VCPU", 2)]), group("2", &[("VCPU", 1)])]);
-    r.group_policy = Some(GroupPolicy::None);
-    let c = search(&s, &r).expect("valid");
-    assert_eq!(c.allocation_requests.len(), 2);
-}
-
-#[test]
-fn same_subtree_and_resourceless_groups() {
-    // root 1 → a 2 → (b 3 with VCPU), and root 1 → c 4 with VCPU; 2 has HW_NUMA_ROOT.
-    let s = state_of(
-        vec![
-            rp(1, None, 1, &[], &[], &[]),
-            rp(2, Some(1), 1, &[], &["HW_NUMA_ROOT"], &[]),
-            rp(3, Some(2), 1, &[("VCPU", 2)], &[], &[]),
-            rp(4, Some(1), 1, &[("VCPU", 2)], &[], &[]),
-        ],
-        vec![],
-    );
-    let mut anchor = group("_A", &[]);
-    anchor.required_traits = vec![BTreeSet::from(["HW_NUMA_ROOT".to_string()])];
-    let mut r = request(vec![group("_CPU", &[("VCPU", 1)]), anchor]);
-    r.group_policy = Some(GroupPolicy::None);
-    r.same_subtrees = vec![BTreeSet::from(["_CPU".to_string(), "_A".to_string()])];
-    let c = search(&s, &r).expect("valid");
-    assert_eq!(shapes(&c), BTreeSet::from([vec![a(3, "VCPU", 1)]]));
-    let ar = &c.allocation_requests[0];
-    assert_eq!(ar.mappings["_A"], BTreeSet::from([u(2)]));
-}
-
-#[test]
-fn root_required_filters_anchors() {
-    let s = state_of(
-        vec![
-            rp(
-                1,
-                None,
-                1,
-                &[("VCPU", 4)],
-                &["COMPUTE_VOLUME_MULTI_ATTACH"],
-                &[],
-            ),
-            rp(2, None, 2, &[("VCPU", 4)], &[], &[]),
-        ],
-        vec![],
-    );
-    let mut r = request(vec![group("", &[("VCPU", 1)])]);
-    r.root_required = BTreeSet::from(["COMPUTE_VOLUME_MULTI_ATTACH".to_string()]);
-    assert_eq!(summary_ids(&search(&s, &r).expect("valid")), vec![1]);
-    r.root_required = BTreeSet::new();
-    r.root_forbidden = BTreeSet::from(["COMPUTE_VOLUME_MULTI_ATTACH".to_string()]);
-    assert_eq!(summary_ids(&search(&s, &r).expect("valid")), vec![2]);
-    r.root_forbidden = BTreeSet::from(["CUSTOM_NOPE".to_string()]);
-    assert_eq!(
-        search(&s, &r),
-        Err(SearchError::UnknownTrait("CUSTOM_NOPE".into()))
-    );
-}
-
-#[test]
-fn limit_keeps_the_first_and_their_summaries() {
-    let s = state_of(
-        (1..=5)
-            .map(|n| rp(n, None, n, &[("VCPU", 1)], &[], &[]))
-            .collect(),
-        vec![],
-    );
-    let mut r = request(vec![group("", &[("VCPU", 1)])]);
-    r.limit = Some(2);
-    let c = search(&s, &r).expect("valid");
-    assert_eq!(c.allocation_requests.len(), 2);
-    assert_eq!(summary_ids(&c), vec![1, 2]);
-}
-
-#[test]
-fn unknown_names_and_early_exits() {
-    let s = numa_tree();
-    let r = request(vec![group("", &[("CUSTOM_NOPE", 1)])]);
-    assert_eq!(
-        search(&s, &r),
-        Err(SearchError::UnknownResourceClass("CUSTOM_NOPE".into()))
-    );
-    let mut g = group("", &[("VCPU", 1)]);
-    g.forbidden_traits = BTreeSet::from(["CUSTOM_NOPE".to_string()]);
-    assert_eq!(
-        search(&s, &request(vec![g.clone()])),
-        Err(SearchError::UnknownTrait("CUSTOM_NOPE".into()))
-    );
-    // No provider in the aggregate: empty before the unknown trait is looked up.
-    g.member_of = vec![BTreeSet::from([u(777)])];
-    assert_eq!(
-        search(&s, &request(vec![g.clone()])),
-        Ok(Candidates::default())
-    );
-    // An in_tree provider that does not exist: empty.
-    let mut g = group("", &[("VCPU", 1)]);
-    g.in_tree = Some(u(777));
-    assert_eq!(search(&s, &request(vec![g])), Ok(Candidates::default()));
-    // A later group is not looked at once an earlier one matches nothing.
-    let mut r = request(vec![
-        group("1", &[("VCPU", 100)]),
-        group("2", &[("CUSTOM_NOPE", 1)]),
-    ]);
-    r.group_policy = Some(GroupPolicy::None);
-    assert_eq!(search(&s, &r), Ok(Candidates::default()));
-}
-
-/// Placement builds the unsuffixed group's requests (checking the traits of each combination
-/// of providers in a tree) before it looks at the next group: when no combination has the
-/// traits, the answer is empty and a later group's unknown trait is not reported. Found
-/// against Placement 16.0: `resources=VCPU:1,PCI_DEVICE:2&required=CUSTOM_A&resources1=
-/// PCI_DEVICE:2&required1=CUSTOM_NOPE&group_policy=none` answers 200 with no candidates.
-#[test]
-fn a_group_whose_combinations_lack_the_traits_ends_the_search() {
-    type Case = (
-        Vec<BTreeSet<String>>,
-        BTreeSet<String>,
-        Result<usize, SearchError>,
-    );
-    // Tree 1: VCPU on the root (SSE2); PCI_DEVICE on its children 2 (SSE) and 3 (NUMA_ROOT).
-    // Root 5: VCPU and AVX, no PCI_DEVICE.
-    let s = state_of(
-        vec![
-            rp(1, None, 1, &[("VCPU", 1)], &["HW_CPU_X86_SSE2"], &[]),
-            rp(
-                2,
-                Some(1),
-                1,
-                &[("PCI_DEVICE", 3)],
-                &["HW_CPU_X86_SSE"],
-                &[],
-            ),
-            rp(3, Some(1), 1, &[("PCI_DEVICE", 3)], &["HW_NUMA_ROOT"], &[]),
-            rp(5, None, 5, &[("VCPU", 2)], &["HW_CPU_X86_AVX"], &[]),
-        ],
-        vec![],
-    );
-    let traits =
-        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|t| t.to_string()).collect() };
-    let mut unnamed = group("", &[("VCPU", 1), ("PCI_DEVICE", 2)]);
-    let mut unknown = group("1", &[("PCI_DEVICE", 2)]);
-    unknown.required_traits = vec![traits(&["CUSTOM_NOPE"])];
-    let nope = Err(SearchError::UnknownTrait("CUSTOM_NOPE".into()));
-    // (required, forbidden, the answer: candidates or the later group's error)
-    let cases: Vec<Case> = vec![
-        // Tree 1 has every class but not AVX; root 5 has AVX but no PCI_DEVICE.
-        (vec![traits(&["HW_CPU_X86_AVX"])], BTreeSet::new(), Ok(0)),
-        // Every PCI_DEVICE provider of tree 1 has a forbidden trait.
-        (vec![], traits(&["HW_CPU_X86_SSE", "HW_NUMA_ROOT"]), Ok(0)),
-        // SSE and NUMA_ROOT are in tree 1, but on its two PCI_DEVICE providers: never together.
-        (
-            vec![traits(&["HW_CPU_X86_SSE"]), traits(&["HW_NUMA_ROOT"])],
-            BTreeSet::new(),
-            Ok(0),
-        ),
-        (
-            vec![traits(&["HW_NUMA_ROOT"])],
-            traits(&["HW_CPU_X86_SSE"]),
-            nope.clone(),
-        ),
-        // AVX or NUMA_ROOT: child 3 has NUMA_ROOT, so the group matches and group 1's error
-        // is reported.
-        (
-            vec![traits(&["HW_CPU_X86_AVX", "HW_NUMA_ROOT"])],
-            BTreeSet::new(),
-            nope.clone(),
-        ),
-        (vec![], traits(&["HW_NUMA_ROOT"]), nope.clone()),
-        // SSE2 on the root and NUMA_ROOT on child 3: together, they have both.
-        (
-            vec![traits(&["HW_CPU_X86_SSE2"]), traits(&["HW_NUMA_ROOT"])],
-            BTreeSet::new(),
-            nope.clone(),
-        ),
-    ];
-    for (required, forbidden, want) in cases {
-        unnamed.required_traits = required.clone();
-        unnamed.forbidden_traits = forbidden.clone();
-        let mut r = request(vec![unnamed.clone(), unknown.clone()]);
-        r.group_policy = Some(GroupPolicy::None);
-        let got = search(&s, &r).map(|c| c.allocation_requests.len());
-        assert_eq!(got, want, "required {required:?} forbidden {forbidden:?}");
-        r.limit = Some(1);
-        let windowed = search(&s, &r).map(|c| c.allocation_requests.len());
-        assert_eq!(
-            windowed, want,
-            "windowed: required {required:?} forbidden {forbidden:?}"
-        );
-        // Alone, the group's answer agrees: candidates exactly when it matched above.
-        let alone = search(&s, &request(vec![unnamed.clone()])).expect("known traits");
-        assert_eq!(alone.allocation_requests.is_empty(), want == Ok(0));
-    }
-}
-
-/// Under `limit` the trees are searched in windows (one root each in tests); which group
-/// fails first must still be decided over every tree, as without `limit`.
-#[test]
-fn windows_decide_errors_and_early_exits_like_a_full_pass() {
-    // Roots 1..=4 with VCPU; only the last has the trait and DISK_GB.
-    let mut provs: Vec<ResourceProvider> = (1..=3)
-        .map(|n| rp(n, None, n, &[("VCPU", 4)], &[], &[]))
-        .collect();
-    provs.push(rp(
-        4,
-        None,
-        4,
-        &[("VCPU", 4), ("DISK_GB", 10)],
-        &["HW_CPU_X86_AVX"],
-        &[],
-    ));
-    let s = state_of(provs, vec![]);
-    let mut avx = group("1", &[("VCPU", 1)]);
-    avx.required_traits = vec![BTreeSet::from(["HW_CPU_X86_AVX".to_string()])];
-    let mut unknown = group("2", &[("VCPU", 1)]);
-    unknown.required_traits = vec![BTreeSet::from(["CUSTOM_NOPE".to_string()])];
-    let disk = group("3", &[("DISK_GB", 1)]);
-    let mut no_avx = group("4", &[("VCPU", 1)]);
-    no_avx.forbidden_traits = BTreeSet::from(["HW_CPU_X86_AVX".to_string()]);
-    let nope = SearchError::UnknownTrait("CUSTOM_NOPE".into());
-    let cases = [
-        // Group 1 matches only in the last window: group 2's error is still reported.
-        (
-            vec![avx.clone(), unknown.clone()],
-            Err(SearchError::UnknownTrait("CUSTOM_NOPE".into())),
-        ),
-        // Group 1 matches nowhere: group 2 is never looked at.
-        (vec![group("1", &[("VCPU", 100)]), unknown.clone()], Ok(0)),
-        // Group 2 matches only where group 1 does: found though the first windows miss.
-        (vec![avx.clone(), disk.clone()], Ok(1)),
-        // Group 1 matches in every window but the last; group 2 only in the last.
-        (vec![group("1", &[("VCPU", 1)]), disk.clone()], Ok(1)),
-        // No window has both of the first two groups, so none looks at the third; both
-        // match somewhere, so a full pass reports the third's error.
-        (
-            vec![no_avx.clone(), avx.clone(), unknown.clone()],
-            Err(nope.clone()),
-        ),
-        (vec![no_avx.clone(), avx.clone()], Ok(0)),
-    ];
-    for (groups, want) in cases {
-        let mut r = request(groups.clone());
-        r.group_policy = Some(GroupPolicy::None);
-        let full = search(&s, &r);
-        let got = search(
-            &s,
-            &CandidateRequest {
-                limit: Some(1),
-                ..r
-            },
-        );
-        assert_eq!(got, full, "{groups:?}");
-        assert_eq!(got.map(|c| c.allocation_requests.len()), want, "{groups:?}");
-    }
-    // Windows of two roots; VCPU on roots 1 and 3, DISK_GB on 2 and 4. Every window has a
-    // VCPU match, but the DISK_GB group, searched there only on the VCPU trees, never
-    // matches: it still matches in a full pass, so the third group's error is reported.
-    let s2 = state_of(
-        vec![
-            rp(1, None, 1, &[("VCPU", 4)], &[], &[]),
-            rp(2, None, 2, &[("DISK_GB", 10)], &[], &[]),
-            rp(3, None, 3, &[("VCPU", 4)], &[], &[]),
-            rp(4, None, 4, &[("DISK_GB", 10)], &[], &[]),
-        ],
-        vec![],
-    );
-    for (groups, want) in [
-        (
-            vec![group("1", &[("VCPU", 1)]), disk.clone(), unknown.clone()],
-            Err(nope.clone()),
-        ),
-        (vec![group("1", &[("VCPU", 1)]), disk.clone()], Ok(0)),
-    ] {
-        let mut r = request(groups.clone());
-        r.group_policy = Some(GroupPolicy::None);
-        let full = search(&s2, &r);
-        let got = search(
-            &s2,
-            &CandidateRequest {
-                limit: Some(2),
-                ..r
-            },
-        );
-        assert_eq!(got, full, "{groups:?}");
-        assert_eq!(got.map(|c| c.allocation_requests.len()), want, "{groups:?}");
-    }
-    // No providers at all: errors are still those of the request.
-    let empty = State::new();
-    let mut r = request(vec![unknown]);
-    r.limit = Some(1);
-    assert_eq!(
-        search(&empty, &r),
-        Err(SearchError::UnknownTrait("CUSTOM_NOPE".into()))
-    );
+    World::uuid(&format!("p{n}"))
 }
 
 // ---- Property tests ------------------------------------------------------------------
@@ -651,51 +59,86 @@ fn gen_rp() -> impl Strategy<Value = GenRp> {
         })
 }
 
-/// Provider records and consumers for a generated deployment (provider i is uuid i+1).
-fn build(gen: &[GenRp]) -> (Vec<ResourceProvider>, Vec<Consumer>) {
-    let mut out: Vec<ResourceProvider> = Vec::new();
-    let mut consumers = Vec::new();
+/// A generated deployment, built through commands: provider i is `p{i+1}` (uuid order is
+/// index order), each with one consumer `c{i+1}` holding the generated usage.
+fn build(gen: &[GenRp]) -> State {
+    let mut world = World::new();
     for (i, g) in gen.iter().enumerate() {
         let n = i as u128 + 1;
         // Only earlier providers can be parents; sharing providers stay roots.
         let parent = g
             .parent
             .filter(|p| *p < i && !g.sharing)
-            .map(|p| p as u128 + 1);
-        let root = parent
-            .and_then(|p| out.get(p as usize - 1).map(|x| x.root.as_u128()))
-            .unwrap_or(n);
-        let mut traits: Vec<&str> = TRAITS
+            .map(|p| u(p as u128 + 1));
+        world.must(Command::CreateProvider {
+            uuid: u(n),
+            name: format!("p{n}"),
+            parent,
+        });
+        let mut traits: BTreeSet<String> = TRAITS
             .iter()
             .enumerate()
             .filter(|(b, _)| g.traits & (1 << b) != 0)
-            .map(|(_, t)| *t)
+            .map(|(_, t)| t.to_string())
             .collect();
         if g.sharing {
-            traits.push(SHARING_TRAIT);
+            traits.insert(SHARING_TRAIT.into());
         }
-        let aggs: Vec<u128> = AGGS
+        let aggregates: BTreeSet<Uuid> = AGGS
             .iter()
             .enumerate()
             .filter(|(b, _)| g.aggs & (1 << b) != 0)
-            .map(|(_, a)| *a)
+            .map(|(_, a)| u(*a))
             .collect();
-        let inv: BTreeMap<&str, i64> = g.inv.iter().map(|(c, t, _)| (CLASSES[*c], *t)).collect();
-        let inv: Vec<(&str, i64)> = inv.into_iter().collect();
-        out.push(rp(n, parent, root, &inv, &traits, &aggs));
-        let used: BTreeMap<&str, i64> = g
+        let inventories: BTreeMap<String, Inventory> = g
+            .inv
+            .iter()
+            .map(|(c, t, _)| (CLASSES[*c].to_string(), Inventory::with_total(*t)))
+            .collect();
+        world.must(Command::SetInventories {
+            provider: u(n),
+            generation: 0,
+            inventories,
+        });
+        let generation = world.state.provider(&u(n)).map_or(0, |p| p.generation);
+        world.must(Command::SetProviderTraits {
+            provider: u(n),
+            generation,
+            traits,
+        });
+        world.must(Command::SetProviderAggregates {
+            provider: u(n),
+            generation: None,
+            aggregates,
+        });
+        // A class generated twice takes its last entry, for the total and the usage alike.
+        let mut used: BTreeMap<&str, i64> = g
             .inv
             .iter()
             .map(|(c, t, used)| (CLASSES[*c], (*used).min(*t)))
-            .filter(|(_, used)| *used > 0)
             .collect();
+        used.retain(|_, used| *used > 0);
         if !used.is_empty() {
-            let allocs: Vec<(u128, &str, i64)> =
-                used.into_iter().map(|(rc, n2)| (n, rc, n2)).collect();
-            consumers.push(consumer(1000 + n, &allocs));
+            world.must(Command::WriteAllocations {
+                consumers: vec![ConsumerWrite {
+                    consumer: World::uuid(&format!("c{n}")),
+                    project_id: "p".into(),
+                    user_id: "u".into(),
+                    generation: GenerationCheck::Unchecked,
+                    consumer_type: ConsumerTypeWrite::Keep,
+                    allocations: used
+                        .into_iter()
+                        .map(|(rc, used)| Allocation {
+                            provider: u(n),
+                            resource_class: rc.into(),
+                            used,
+                        })
+                        .collect(),
+                }],
+            });
         }
     }
-    (out, consumers)
+    world.state
 }
 
 #[derive(Debug, Clone)]
@@ -933,8 +376,7 @@ proptest! {
         gen in proptest::collection::vec(gen_rp(), 1..9),
         r in gen_request(),
     ) {
-        let (provs, consumers) = build(&gen);
-        let s = state_of(provs, consumers);
+        let s = build(&gen);
         let c = search(&s, &r).expect("only known names are generated");
         for ar in &c.allocation_requests {
             prop_assert_eq!(breach(&s, &r, ar), None, "candidate {:?}", ar);
@@ -967,8 +409,7 @@ proptest! {
         required in proptest::collection::vec(1u8..8, 0..3),
         forbidden in 0u8..8,
     ) {
-        let (provs, consumers) = build(&gen);
-        let s = state_of(provs, consumers);
+        let s = build(&gen);
         let bits = |m: u8| -> BTreeSet<String> {
             TRAITS
                 .iter()
@@ -997,14 +438,9 @@ proptest! {
         r in gen_request(),
         seed in any::<u64>(),
     ) {
-        let (provs, consumers) = build(&gen);
-        let forward = state_of(provs.clone(), consumers.clone());
+        let forward = build(&gen);
         // A deterministic shuffle of the same records.
-        let mut records: Vec<Record> = provs
-            .into_iter()
-            .map(Record::Provider)
-            .chain(consumers.into_iter().map(Record::Consumer))
-            .collect();
+        let mut records: Vec<Record> = forward.records().collect();
         let mut x = seed | 1;
         for i in (1..records.len()).rev() {
             x ^= x << 13;
@@ -1026,8 +462,7 @@ proptest! {
         limit in 1usize..4,
         nested_aware in proptest::bool::ANY,
     ) {
-        let (provs, consumers) = build(&gen);
-        let s = state_of(provs, consumers);
+        let s = build(&gen);
         let full = search(&s, &CandidateRequest { nested_aware, ..r.clone() })
             .expect("known names");
         let limited = search(&s, &CandidateRequest { nested_aware, limit: Some(limit), ..r })
@@ -1061,8 +496,7 @@ proptest! {
             .into_iter()
             .map(|g| GenRp { sharing: false, ..g })
             .collect();
-        let (provs, consumers) = build(&gen);
-        let s = state_of(provs, consumers);
+        let s = build(&gen);
         let r = CandidateRequest {
             groups: groups
                 .iter()
@@ -1088,8 +522,7 @@ proptest! {
         pick in proptest::collection::vec(proptest::bool::ANY, 9),
         size in 1usize..9,
     ) {
-        let (provs, consumers) = build(&gen);
-        let s = state_of(provs, consumers);
+        let s = build(&gen);
         let request = CandidateRequest::default();
         let ctx = group::WideContext::new(&s, &request).expect("no traits").expect("no filter");
         let mut after: Option<Uuid> = None;
