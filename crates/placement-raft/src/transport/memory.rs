@@ -162,28 +162,23 @@ impl MemoryNetwork {
 
     /// Drops every call to and from `id`.
     pub fn isolate(&self, id: NodeId) {
-        let mut inner = self.lock();
-        for fault_from in [true, false] {
-            inner.rules.push(Rule {
-                from: fault_from.then_some(id),
-                to: (!fault_from).then_some(id),
-                path: None,
-                fault: Fault::Drop,
-                times: None,
-            });
-        }
+        self.to_and_from(id, Fault::Drop);
     }
 
     /// Node `id` stops answering as a paused process does (SIGSTOP): calls to and from it
     /// are accepted and then hang until their own timeouts.
     pub fn pause(&self, id: NodeId) {
+        self.to_and_from(id, Fault::Delay(PAUSED));
+    }
+
+    fn to_and_from(&self, id: NodeId, fault: Fault) {
         let mut inner = self.lock();
-        for fault_from in [true, false] {
+        for outgoing in [true, false] {
             inner.rules.push(Rule {
-                from: fault_from.then_some(id),
-                to: (!fault_from).then_some(id),
+                from: outgoing.then_some(id),
+                to: (!outgoing).then_some(id),
                 path: None,
-                fault: Fault::Delay(PAUSED),
+                fault,
                 times: None,
             });
         }
