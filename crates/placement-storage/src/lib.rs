@@ -36,6 +36,7 @@ mod dedup;
 mod dump;
 mod error;
 mod keys;
+mod log_cache;
 mod log_store;
 mod metrics;
 mod restore;

@@ -82,6 +82,8 @@ pub(crate) fn put_meta<T: Serialize + DeserializeOwned>(
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
+    /// The Raft log's tail in memory, shared by every [`LogStore`] of this store.
+    log_cache: Arc<std::sync::Mutex<crate::log_cache::LogCache>>,
     snapshots: Arc<SnapshotDir>,
     path: PathBuf,
 }
@@ -144,6 +146,7 @@ impl Store {
         tracing::info!(path = %path.display(), "storage opened");
         Ok(Store {
             db: Arc::new(db),
+            log_cache: Arc::default(),
             snapshots: Arc::new(snapshots),
             path,
         })
@@ -198,7 +201,7 @@ impl Store {
     }
 
     pub fn log_store(&self) -> LogStore {
-        LogStore::new(self.db.clone())
+        LogStore::new(self.db.clone(), self.log_cache.clone())
     }
 
     /// The state machine, with its in-memory [`placement_core::State`] rebuilt from the
