@@ -236,11 +236,6 @@ async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
             s.value("placementd_storage_apply_duration_seconds_count") > 0.0,
             "node {i}"
         );
-        // Entries are read back (replication, apply) from the log's tail in memory.
-        assert!(
-            s.value("placementd_storage_log_reads_cached_total") > 0.0,
-            "node {i}: no log read served from the cached tail"
-        );
         assert!(
             s.value("placementd_raft_leader_changes_total") >= 1.0,
             "node {i}"

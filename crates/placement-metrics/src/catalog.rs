@@ -159,18 +159,6 @@ pub static LOG_APPEND_ENTRIES: Metric<Histogram> = Metric::new(
     "Raft log entries written per synced append (the group-commit batch size).",
     Histogram::new(BATCH_BOUNDS, 1.0),
 );
-/// `placement-storage` `log_store.rs`, reads of log entries (replication and apply).
-pub static LOG_READS_CACHED: Metric<Counter> = Metric::new(
-    "placementd_storage_log_reads_cached_total",
-    "Reads of Raft log entries (one or more per read) served from the log's tail in memory.",
-    Counter::new(),
-);
-pub static LOG_READS_STORED: Metric<Counter> = Metric::new(
-    "placementd_storage_log_reads_stored_total",
-    "Reads of Raft log entries served from the database (entries older than the cached tail, \
-     or the first reads after a start).",
-    Counter::new(),
-);
 /// `placement-storage` `state_machine.rs`, `apply`.
 pub static APPLY: Metric<Histogram> = Metric::new(
     "placementd_storage_apply_duration_seconds",
@@ -256,7 +244,7 @@ pub static KEYSTONE_UNAVAILABLE: Metric<Counter> = Metric::new(
 );
 
 /// Every metric above, in scrape order.
-fn all() -> [&'static dyn Encode; 24] {
+fn all() -> [&'static dyn Encode; 22] {
     [
         &RAFT_LEADER_CHANGES,
         &RAFT_PROPOSALS_COMMITTED,
@@ -269,8 +257,6 @@ fn all() -> [&'static dyn Encode; 24] {
         &RAFT_SNAPSHOT_RECEIVE,
         &LOG_FSYNC,
         &LOG_APPEND_ENTRIES,
-        &LOG_READS_CACHED,
-        &LOG_READS_STORED,
         &APPLY,
         &APPLY_ENTRIES,
         &DEDUPE_HITS,

@@ -36,7 +36,6 @@ mod dedup;
 mod dump;
 mod error;
 mod keys;
-mod log_cache;
 mod log_store;
 mod metrics;
 mod restore;

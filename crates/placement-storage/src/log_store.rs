@@ -16,16 +16,14 @@
 //! All writes arrive serialized from openraft's core task. The fsyncing writes run on tokio's
 //! blocking pool so that an fsync never stalls an async worker thread.
 //!
-//! Reads of recent entries (replication, apply) are served from the log's tail in memory
-//! (`log_cache.rs`) when it holds them, from RocksDB otherwise.
-//!
-//! Left out: pipelining a second append while the first fsync runs (openraft's own batching
-//! already amortises the fsync).
+//! Left out: an in-memory cache of recent entries (RocksDB's memtable serves them) and
+//! pipelining a second append while the first fsync runs (openraft's own batching already
+//! amortises the fsync).
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -34,16 +32,13 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
 use crate::error::{Error, Result};
 use crate::keys::{self, COMMITTED, LAST_PURGED, LOG_KEY_END, VOTE};
-use crate::log_cache::LogCache;
 use crate::store::{cf, get_meta, put_meta, synced, unsynced};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
-/// The Raft log store. Cloning is cheap: clones share the database and the cached tail.
+/// The Raft log store. Cloning is cheap: clones share the database.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    /// The log's tail, shared by every `LogStore` of one [`crate::Store`].
-    cache: Arc<Mutex<LogCache>>,
 }
 
 impl Debug for LogStore {
@@ -53,23 +48,8 @@ impl Debug for LogStore {
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>, cache: Arc<Mutex<LogCache>>) -> Self {
-        LogStore { db, cache }
-    }
-
-    fn cache(&self) -> MutexGuard<'_, LogCache> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Entries with indexes in `range`: from the cached tail if it holds them, else from the
-    /// database.
-    fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>> {
-        if let Some(entries) = self.cache().get(&range) {
-            placement_metrics::catalog::LOG_READS_CACHED.inc();
-            return Ok(entries);
-        }
-        placement_metrics::catalog::LOG_READS_STORED.inc();
-        self.read_range(range)
+    pub(crate) fn new(db: Arc<DB>) -> Self {
+        LogStore { db }
     }
 
     /// Entries with indexes in `range`, in order. Entries missing at the start (purged) or at
@@ -160,7 +140,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        Ok(self.entries(range)?)
+        Ok(self.read_range(range)?)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -218,13 +198,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::default();
-        let mut appended = Vec::new();
         {
             let cf_log = cf(&self.db, keys::CF_RAFT_LOG)?;
             for entry in entries {
                 let value = placement_types::encode(&entry).map_err(Error::from)?;
-                batch.put_cf(cf_log, keys::log_key(entry.index()), &value);
-                appended.push((entry, value.len()));
+                batch.put_cf(cf_log, keys::log_key(entry.index()), value);
             }
         }
         placement_metrics::catalog::LOG_APPEND_ENTRIES.observe(batch.len() as u64);
@@ -234,11 +212,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         match self.write_synced(batch).await {
             Ok(()) => {
                 placement_metrics::catalog::LOG_FSYNC.observe_since(fsync);
-                let mut cache = self.cache();
-                for (entry, len) in appended {
-                    cache.appended(entry, len);
-                }
-                drop(cache);
                 callback.io_completed(Ok(()));
                 Ok(())
             }
@@ -268,8 +241,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Synced: a conflicting suffix must not reappear after a crash once the leader's
         // entries have been accepted in its place.
         self.write_synced(batch).await?;
-        self.cache()
-            .truncated_after(last_log_id.as_ref().map(|id| id.index()));
         Ok(())
     }
 
@@ -293,7 +264,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Synced, one batch: last-purged and the deletion land together, so the log never
         // shows a hole or a purge marker ahead of missing entries after a crash.
         self.write_synced(batch).await?;
-        self.cache().purged_upto(log_id.index());
         Ok(())
     }
 }

@@ -82,8 +82,6 @@ pub(crate) fn put_meta<T: Serialize + DeserializeOwned>(
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
-    /// The Raft log's tail in memory, shared by every [`LogStore`] of this store.
-    log_cache: Arc<std::sync::Mutex<crate::log_cache::LogCache>>,
     snapshots: Arc<SnapshotDir>,
     path: PathBuf,
 }
@@ -146,7 +144,6 @@ impl Store {
         tracing::info!(path = %path.display(), "storage opened");
         Ok(Store {
             db: Arc::new(db),
-            log_cache: Arc::default(),
             snapshots: Arc::new(snapshots),
             path,
         })
@@ -201,7 +198,7 @@ impl Store {
     }
 
     pub fn log_store(&self) -> LogStore {
-        LogStore::new(self.db.clone(), self.log_cache.clone())
+        LogStore::new(self.db.clone())
     }
 
     /// The state machine, with its in-memory [`placement_core::State`] rebuilt from the
