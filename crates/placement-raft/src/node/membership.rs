@@ -37,10 +37,10 @@ impl PlacementNode {
             |leader, remaining| async move {
                 match leader {
                     Leader::Here => self.change_membership_local(change.clone()).await,
-                    Leader::At(peer) => {
-                        let ask = self.peers.change_membership(&peer, change, remaining);
-                        Ok(self.unless_leader_moves(&peer, ask).await???)
-                    }
+                    Leader::At(peer) => Ok(self
+                        .peers
+                        .change_membership(&peer, change, remaining)
+                        .await??),
                 }
             },
         )

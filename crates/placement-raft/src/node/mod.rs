@@ -21,9 +21,10 @@
 //! [`WRITE_TIMEOUT`] it retries on whichever member leads next; a retry carries the same
 //! request id, and the state machine applies an id only once (`placement-storage`'s
 //! `dedup.rs`). A call to a leader is abandoned as soon as this node learns that another
-//! member leads, and retried there (`writes.rs::unless_leader_moves`). [`PlacementNode::read_barrier`] is ReadIndex everywhere: a follower asks the
-//! leader for its read index over the peer port (the leader confirms its leadership with a
-//! quorum first), waits until it has applied that far, then reads locally.
+//! member leads, and retried there (`writes.rs::on_leader`, `unless_leader_moves`).
+//! [`PlacementNode::read_barrier`] is ReadIndex everywhere: a follower asks the leader for
+//! its read index over the peer port (the leader confirms its leadership with a quorum
+//! first), waits until it has applied that far, then reads locally.
 //!
 //! Every call that waits on the cluster has a deadline; a timeout is reported as an error the
 //! API turns into 503, never a hang.

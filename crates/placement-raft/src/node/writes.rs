@@ -75,7 +75,9 @@ impl PlacementNode {
     /// succeeds, fails for good, or `timeout` passes. An error [`Error::is_retryable`] names
     /// (leadership moved, no quorum yet, outcome unknown, a peer unreachable) is retried after
     /// [`RETRY_BACKOFF`] on whichever member leads then; while no leader is known, the call
-    /// waits. `attempt` gets the time left; `what` describes the call for the timeout error.
+    /// waits. An attempt on a peer is abandoned as soon as another member leads
+    /// ([`Self::unless_leader_moves`]). `attempt` gets the time left; `what` describes the
+    /// call for the timeout error.
     pub(super) async fn on_leader<T, F, Fut>(
         &self,
         timeout: Duration,
@@ -95,7 +97,13 @@ impl PlacementNode {
             }
             let remaining = deadline - now;
             let result = match self.leader() {
-                Some(leader) => attempt(leader, remaining).await,
+                Some(Leader::At(peer)) => {
+                    let id = peer.id;
+                    self.unless_leader_moves(id, attempt(Leader::At(peer), remaining))
+                        .await
+                        .and_then(|answer| answer)
+                }
+                Some(Leader::Here) => attempt(Leader::Here, remaining).await,
                 None => Err(Error::NotLeader {
                     leader: None,
                     leader_api_addr: None,
@@ -135,32 +143,34 @@ impl PlacementNode {
     ) -> Result<ApplyResult, Error> {
         tracing::info!(request_id = %format_args!("req-{}", forwarded.request.id), leader = peer.id, "forwarding a write to the leader");
         placement_metrics::catalog::RAFT_FORWARDED_WRITES.inc();
-        let forward = self.forwarder.forward(peer, forwarded.clone(), timeout);
-        let answer = self.unless_leader_moves(peer, forward).await?;
-        let (result, index) = answer.map_err(Error::from)??;
+        let answer = self
+            .forwarder
+            .forward(peer, forwarded.clone(), timeout)
+            .await
+            .map_err(Error::from)?;
+        let (result, index) = answer?;
         if local == LocalApply::Wait {
             self.wait_applied(index, timeout).await?;
         }
         Ok(result)
     }
 
-    /// Runs `call` to the leader `peer` unless this node learns first that another node
-    /// leads: then the call is abandoned with a retryable error, and the caller's retry goes
-    /// to the new leader at once. Without it, a call to a leader that stopped answering
-    /// without closing its connections (a paused process, a hung host) waits out its whole
-    /// deadline while the others have long elected a new leader. Abandoning a forwarded write
-    /// is safe: its retry keeps the request id, so it is applied once even if the old
-    /// leader's copy commits as well.
-    pub(super) async fn unless_leader_moves<T>(
+    /// Runs `call` to the leader `leader` unless this node learns first that another node
+    /// leads: then the call is abandoned with a retryable error, and [`Self::on_leader`]'s
+    /// retry goes to the new leader at once. Without it, a call to a leader that stopped
+    /// answering without closing its connections (a paused process, a hung host) waits out
+    /// its whole deadline while the others have long elected a new leader. Abandoning a
+    /// forwarded write is safe: its retry keeps the request id, so it is applied once even if
+    /// the old leader's copy commits as well.
+    async fn unless_leader_moves<T>(
         &self,
-        peer: &Peer,
+        leader: NodeId,
         call: impl std::future::Future<Output = T>,
     ) -> Result<T, Error> {
         tokio::select! {
             answer = call => Ok(answer),
-            new = self.leader_other_than(peer.id) => Err(Error::OutcomeUnknown(format!(
-                "node {new} leads now; the call to node {} was abandoned",
-                peer.id
+            new = self.leader_other_than(leader) => Err(Error::OutcomeUnknown(format!(
+                "node {new} leads now; the call to node {leader} was abandoned"
             ))),
         }
     }
@@ -233,8 +243,7 @@ impl PlacementNode {
                 match leader {
                     Leader::Here => self.local_read_barrier().await,
                     Leader::At(peer) => {
-                        let ask = self.peers.read_index(&peer, remaining);
-                        let index = self.unless_leader_moves(&peer, ask).await???;
+                        let index = self.peers.read_index(&peer, remaining).await??;
                         self.wait_applied(index, remaining).await
                     }
                 }
