@@ -78,10 +78,14 @@ wait_http() {  # URL SECS [PID]
 #                      SECS for every /readyz. Sets what cluster_plan sets and CLUSTER_PIDS.
 #                      Returns 1 (with a message) if a node is not ready.
 # - cluster_leader_port   API port of the node whose /readyz says is_leader (empty if none)
-# - cluster_haproxy_config BIND [tls]   print an HAProxy config: round-robin over
-#                      CLUSTER_API_PORTS on BIND (PORT, i.e. 127.0.0.1:PORT, or HOST:PORT),
-#                      /readyz health checks; with `tls` the frontend serves HTTPS with the
-#                      lb certificate of cluster_pki
+# - cluster_haproxy_config BIND [tls]   print an HAProxy config on BIND (PORT, i.e.
+#                      127.0.0.1:PORT, or HOST:PORT) for CLUSTER_API_PORTS, as
+#                      deploy/haproxy.cfg: reads round-robin over the nodes whose /readyz
+#                      passes; writes to the node whose /readyz/leader passes, round-robin
+#                      while none does. LB_WRITES=any sends writes round-robin too (every
+#                      follower forwards: what scripts/bench measures as the forwarding
+#                      path). With `tls` the frontend serves HTTPS with the lb certificate
+#                      of cluster_pki
 # - stop_pids SECS PID...  TERM every PID, wait up to SECS for each, then KILL and reap
 
 free_ports() {  # N
@@ -195,13 +199,16 @@ cluster_leader_port() {
 }
 
 cluster_haproxy_config() {  # BIND [tls]
-  local p i=0 bind=$1 frontend_tls=${2:-} server_tls=""
+  local p i bind=$1 frontend_tls=${2:-} server_tls="" backend
+  local writes=${LB_WRITES:-leader}
+  [[ $writes == leader || $writes == any ]] || { echo "LB_WRITES: leader or any, not $writes" >&2; return 1; }
   [[ $bind == *:* ]] || bind=127.0.0.1:$bind
   if [[ $frontend_tls == tls ]]; then
     bind="$bind ssl crt $CLUSTER_PKI/lb-bundle.pem alpn http/1.1"
   fi
   cat <<CFG
-# Generated for one run by scripts/lib.sh cluster_haproxy_config; see deploy/haproxy.cfg.
+# Generated for one run by scripts/lib.sh cluster_haproxy_config (LB_WRITES=$writes);
+# see deploy/haproxy.cfg.
 global
     maxconn 4096
 defaults
@@ -210,22 +217,39 @@ defaults
     timeout client 60s
     timeout server 60s
     retries 2
+    option redispatch
 frontend placement
     bind $bind
-    default_backend placementd
-backend placementd
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 1
 CFG
-  for p in "${CLUSTER_API_PORTS[@]}"; do
-    i=$((i + 1))
-    # With TLS the nodes serve HTTPS: HAProxy re-encrypts and checks the node's certificate
-    # against the cluster CA and its name.
-    [[ -z ${CLUSTER_PKI:-} ]] ||
-      server_tls=" ssl verify required ca-file $CLUSTER_PKI/ca.pem verifyhost node$i sni str(node$i)"
-    echo "    server node$i 127.0.0.1:$p check$server_tls"
+  if [[ $writes == leader ]]; then
+    cat <<CFG
+    acl write method POST PUT PATCH DELETE
+    use_backend leader if write { nbsrv(leader) gt 0 }
+CFG
+  fi
+  echo "    default_backend placementd"
+  for backend in placementd leader; do
+    [[ $backend == leader && $writes == any ]] && continue
+    cat <<CFG
+backend $backend
+    balance roundrobin
+    option httpchk GET /readyz$([[ $backend == leader ]] && echo /leader)
+    http-check expect status 200
+CFG
+    if [[ $backend == leader ]]; then
+      echo "    default-server inter 500ms fall 1 rise 1 observe layer4 error-limit 1 on-error mark-down"
+    else
+      echo "    default-server inter 500ms fall 2 rise 1"
+    fi
+    i=0
+    for p in "${CLUSTER_API_PORTS[@]}"; do
+      i=$((i + 1))
+      # With TLS the nodes serve HTTPS: HAProxy re-encrypts and checks the node's
+      # certificate against the cluster CA and its name.
+      [[ -z ${CLUSTER_PKI:-} ]] ||
+        server_tls=" ssl verify required ca-file $CLUSTER_PKI/ca.pem verifyhost node$i sni str(node$i)"
+      echo "    server node$i 127.0.0.1:$p check$server_tls"
+    done
   done
 }
 

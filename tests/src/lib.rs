@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod keystone;
+pub mod metrics;
 
 /// Errors of the fixtures; tests just propagate them with `?`.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -17,13 +17,13 @@
 //! `promtool` comes from Debian's `prometheus` package (`scripts/test` installs it). Without
 //! it the tests say so loudly and pass, unless `CI` is set: then a missing promtool fails.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use placementd_tests::{Cluster, Node, Result};
+use placementd_tests::metrics::{metrics_addr, scrape, Scrape};
+use placementd_tests::{Cluster, Result};
 use serde_json::json;
 
 /// Time allowed for the first leader to be known.
@@ -81,71 +81,6 @@ fn run_promtool(promtool: &PathBuf, args: &[&str], stdin: &str) -> Result<String
         return Err(format!("promtool {args:?} failed ({}):\n{text}", out.status).into());
     }
     Ok(text)
-}
-
-/// The metrics address a node logged at start (`--metrics-listen 127.0.0.1:0` lets the OS
-/// choose the port, so no two tests can race for one).
-fn metrics_addr(node: &Node) -> Result<String> {
-    let log = std::fs::read_to_string(node.log_path())?;
-    log.lines()
-        .filter(|l| l.contains("serving metrics"))
-        .find_map(|l| {
-            let rest = &l[l.find("metrics_listen=")? + "metrics_listen=".len()..];
-            Some(rest.split_whitespace().next()?.to_string())
-        })
-        .ok_or_else(|| format!("no `serving metrics` line in the log:\n{}", node.log_tail()).into())
-}
-
-/// A scrape: its text and its samples (`series` as written → value).
-struct Scrape {
-    text: String,
-    samples: BTreeMap<String, f64>,
-}
-
-impl Scrape {
-    /// The one sample named exactly `series` (0 when absent).
-    fn value(&self, series: &str) -> f64 {
-        self.samples.get(series).copied().unwrap_or(0.0)
-    }
-
-    /// Samples whose series starts with `prefix`.
-    fn starting_with(&self, prefix: &str) -> Vec<(&str, f64)> {
-        self.samples
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.as_str(), *v))
-            .collect()
-    }
-}
-
-async fn scrape(http: &reqwest::Client, addr: &str) -> Result<Scrape> {
-    let response = http.get(format!("http://{addr}/metrics")).send().await?;
-    assert_eq!(response.status().as_u16(), 200);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
-    let text = response.text().await?;
-    let mut samples = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').ok_or("a sample line")?;
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse()?,
-        };
-        samples.insert(series.to_string(), value);
-    }
-    Ok(Scrape { text, samples })
 }
 
 #[tokio::test]

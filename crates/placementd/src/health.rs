@@ -26,6 +26,13 @@
 //! `/readyz`). Keystone's reachability is what the last token validation or service login
 //! found: no request to Keystone is made for a probe.
 //!
+//! - `GET /readyz/leader` (also with `?verbose`) → 200 only when the node is ready *and* is
+//!   the Raft leader, 503 otherwise, with the same body. A load balancer that sends writes
+//!   to the backend this check selects saves the forwarding hop (the way Patroni's
+//!   `/primary` check steers writes in HAProxy); `deploy/haproxy.cfg` shows how, with a
+//!   fallback to every ready node while no leader passes. Any node still takes any write:
+//!   this only picks the shortest path.
+//!
 //! They bypass Placement's auth, microversion and policy pipeline: a load balancer has no
 //! token. They reveal nothing but Raft progress numbers and the reasons above.
 
@@ -71,6 +78,7 @@ pub fn router(node: Arc<PlacementNode>, auth: AuthStrategy) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/readyz/leader", get(readyz_leader))
         .with_state(health)
 }
 
@@ -192,59 +200,76 @@ pub fn ready(checks: &[Check]) -> bool {
 }
 
 async fn readyz(State(health): State<Health>, RawQuery(query): RawQuery) -> Response {
-    let verbose = query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .any(|p| p == "verbose" || p.starts_with("verbose="));
-    let s = health.node.status();
-    let storage = health.storage_probe().await;
-    let keystone = match &health.auth {
-        AuthStrategy::Keystone { validator, .. } => Some(validator.reachability()),
-        AuthStrategy::Noauth2 => None,
-    };
-    let checks = checks(&s, &storage, keystone);
-    let ready = ready(&checks);
-    let mut summary = Map::new();
-    for c in &checks {
-        summary.insert(c.name.into(), if c.ok { "ok" } else { "fail" }.into());
-    }
-    let mut body = json!({
-        "ready": ready,
-        "node_id": s.id,
-        "leader": s.leader,
-        "is_leader": s.is_leader,
-        "member": s.member,
-        "term": s.term,
-        "committed_index": s.committed_index,
-        "applied_index": s.applied_index,
-        "quorum_ack_ms": s.quorum_ack_age.map(|age| age.as_millis() as u64),
-        "checks": summary,
-    });
-    if verbose {
-        body["checks"] = Value::Array(
-            checks
-                .iter()
-                .map(|c| {
-                    json!({
-                        "name": c.name,
-                        "status": if c.ok { "ok" } else { "fail" },
-                        "counts": c.counts,
-                        "reason": c.reason,
-                    })
-                })
-                .collect(),
-        );
-    }
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    health.answer(query, Role::Any).await
+}
+
+async fn readyz_leader(State(health): State<Health>, RawQuery(query): RawQuery) -> Response {
+    health.answer(query, Role::Leader).await
+}
+
+/// What a probe asks of the node: to be ready, or to be ready and the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Any,
+    Leader,
 }
 
 impl Health {
+    /// The status body, and 200 when the node is ready (and, for [`Role::Leader`], leads).
+    async fn answer(&self, query: Option<String>, role: Role) -> Response {
+        let health = self;
+        let verbose = query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="));
+        let s = health.node.status();
+        let storage = health.storage_probe().await;
+        let keystone = match &health.auth {
+            AuthStrategy::Keystone { validator, .. } => Some(validator.reachability()),
+            AuthStrategy::Noauth2 => None,
+        };
+        let checks = checks(&s, &storage, keystone);
+        let ready = ready(&checks);
+        let mut summary = Map::new();
+        for c in &checks {
+            summary.insert(c.name.into(), if c.ok { "ok" } else { "fail" }.into());
+        }
+        let mut body = json!({
+            "ready": ready,
+            "node_id": s.id,
+            "leader": s.leader,
+            "is_leader": s.is_leader,
+            "member": s.member,
+            "term": s.term,
+            "committed_index": s.committed_index,
+            "applied_index": s.applied_index,
+            "quorum_ack_ms": s.quorum_ack_age.map(|age| age.as_millis() as u64),
+            "checks": summary,
+        });
+        if verbose {
+            body["checks"] = Value::Array(
+                checks
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "name": c.name,
+                            "status": if c.ok { "ok" } else { "fail" },
+                            "counts": c.counts,
+                            "reason": c.reason,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        let status = if ready && (role == Role::Any || s.is_leader) {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, Json(body)).into_response()
+    }
+
     /// The storage probe's result, at most [`STORAGE_PROBE_INTERVAL`] old.
     async fn storage_probe(&self) -> Result<(), String> {
         let mut cached = self.storage.lock().await;

@@ -18,9 +18,9 @@
 //! `request_id`, `global_request_id`, `user_id`, `project_id`. The ids and the caller come
 //! from the [`RequestLog`] the API puts into the response's extensions; a response without
 //! one logs them empty, but for the request id, then read from the `openstack-request-id`
-//! header the API answered with. Load-balancer probes (`/healthz`, `/readyz`) log at DEBUG:
-//! they arrive every few seconds and say nothing an operator reads a log for (they are still
-//! counted in the metrics).
+//! header the API answered with. Load-balancer probes (`/healthz`, `/readyz`,
+//! `/readyz/leader`) log at DEBUG: they arrive every few seconds and say nothing an operator
+//! reads a log for (they are still counted in the metrics).
 
 use std::time::Instant;
 
@@ -34,7 +34,7 @@ use placement_api::RequestLog;
 pub(crate) const UNMATCHED: &str = "unmatched";
 
 /// Routes whose access-log lines go to DEBUG (load-balancer probes).
-const PROBES: &[&str] = &["/healthz", "/readyz"];
+const PROBES: &[&str] = &["/healthz", "/readyz", "/readyz/leader"];
 
 /// The `method` label: a standard method, or `other` (clients may send any token).
 pub(crate) fn method_label(method: &Method) -> &'static str {

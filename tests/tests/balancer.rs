@@ -1,0 +1,368 @@
+//! The HAProxy configuration placementd ships, run by the real HAProxy in front of a real
+//! 3-node cluster. The config is what `scripts/lib.sh`'s `cluster_haproxy_config` prints
+//! (every script that puts HAProxy in front of a cluster uses it, and `deploy/haproxy.cfg`
+//! spells out the same for an operator): reads round-robin over the nodes whose `/readyz`
+//! passes, writes to the one node whose `/readyz/leader` passes, round-robin while none does.
+//!
+//! 1. `/readyz/leader` answers 200 on the leader only and 503 on the followers, with the
+//!    same body as `/readyz`.
+//! 2. Writes through HAProxy reach the leader: the followers forward none of them (their
+//!    `placementd_raft_forwarded_writes_total` does not move), while reads still reach
+//!    every node.
+//! 3. `kill -9` of the leader under a write load through HAProxy: writes succeed again
+//!    within a few election timeouts; then HAProxy finds the new leader and the survivors
+//!    forward nothing again; every acknowledged allocation is on every node (the killed one
+//!    too, once restarted) and usage is the sum of allocations. Writes whose outcome the
+//!    client never learned (HAProxy's 502/503 for a request the dead node held, a transport
+//!    error) are counted, not asserted.
+//!
+//! HAProxy comes from Debian's package (`scripts/test` installs it). Without it the tests
+//! say so loudly and pass, unless `CI` is set: then a missing HAProxy fails.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use placementd_tests::metrics::{metrics_addr, scrape};
+use placementd_tests::{allocation_body, free_port, Client, Cluster, Node, Result};
+use serde_json::Value;
+
+/// Time allowed for the first leader to be known.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time HAProxy may take to answer, and its checks to settle (they run every 500 ms).
+const BALANCER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent writers through HAProxy.
+const WRITERS: usize = 6;
+/// Writes sent through HAProxy to see where they land.
+const PROBE_WRITES: usize = 60;
+/// Load before the leader is killed.
+const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
+/// "A few election timeouts" (each is 1-2 s), plus HAProxy's checks.
+const FAILOVER_BUDGET: Duration = Duration::from_secs(8);
+/// Load after writes succeed again.
+const LOAD_AFTER_RECOVERY: Duration = Duration::from_millis(1_500);
+
+/// `haproxy` on the PATH; `None` (after saying so) when it is missing outside CI.
+fn haproxy_bin() -> Result<Option<PathBuf>> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("haproxy"))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => Ok(Some(p)),
+        None if std::env::var_os("CI").is_some() => Err(
+            "haproxy not found on PATH and CI is set: install Debian's `haproxy` package \
+             (scripts/test's install step does)"
+                .into(),
+        ),
+        None => {
+            // Straight to the process's stderr: libtest captures `eprintln!` of a passing
+            // test, and this must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: haproxy not found on PATH; install Debian's `haproxy` package \
+                 to run this test (under CI=true it fails instead) ***\n"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A real HAProxy process in front of a cluster's API ports, killed on drop.
+struct Haproxy {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// Starts `bin` with `cluster_haproxy_config` for `cluster`'s nodes and waits until it
+    /// answers `GET /`.
+    async fn start(bin: &PathBuf, cluster: &Cluster) -> Result<Haproxy> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib.sh");
+        let ports: Vec<String> = cluster.nodes.iter().map(|n| n.port().to_string()).collect();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {} && CLUSTER_API_PORTS=({}) && cluster_haproxy_config {port}",
+                lib.display(),
+                ports.join(" ")
+            ))
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "cluster_haproxy_config failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let cfg = dir.path().join("haproxy.cfg");
+        std::fs::write(&cfg, &out.stdout)?;
+        let log = std::fs::File::create(dir.path().join("haproxy.log"))?;
+        let child = Command::new(bin)
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()?;
+        let haproxy = Haproxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let client = Client::new(&haproxy.url)?;
+        let deadline = Instant::now() + BALANCER_TIMEOUT;
+        while !client.get("/").await.is_ok_and(|r| r.status == 200) {
+            if Instant::now() > deadline {
+                return Err(format!("HAProxy did not answer within {BALANCER_TIMEOUT:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(haproxy)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on one node, status and JSON body.
+async fn probe(node: &Node, path: &str) -> Result<(u16, Value)> {
+    let r = node
+        .http(Duration::from_secs(5))?
+        .get(format!("{}{path}", node.url()))
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.json().await?))
+}
+
+/// Writes each node forwarded to a leader so far.
+async fn forwarded(cluster: &Cluster) -> Result<Vec<f64>> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let mut out = Vec::new();
+    for node in &cluster.nodes {
+        out.push(if node.is_running() {
+            scrape(&http, &metrics_addr(node)?)
+                .await?
+                .value("placementd_raft_forwarded_writes_total")
+        } else {
+            0.0
+        });
+    }
+    Ok(out)
+}
+
+/// Puts `n` allocations of 1 VCPU on `rp` through `c`, each for a new consumer.
+async fn put_allocations(c: &Client, rp: &str, n: usize) -> Result<()> {
+    for _ in 0..n {
+        let consumer = uuid::Uuid::new_v4();
+        let body = allocation_body(&[(rp, &[("VCPU", 1)])], None);
+        c.put(&format!("/allocations/{consumer}"), &body)
+            .await?
+            .expect(204)?;
+    }
+    Ok(())
+}
+
+/// Waits until `n` writes through HAProxy are not forwarded by any node (its checks may
+/// still point at an old leader for a moment after a change), returning how long it took.
+async fn until_writes_reach_the_leader(
+    cluster: &Cluster,
+    lb: &Client,
+    rp: &str,
+    n: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let before = forwarded(cluster).await?;
+        put_allocations(lb, rp, n).await?;
+        let after = forwarded(cluster).await?;
+        if before == after {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > BALANCER_TIMEOUT {
+            return Err(format!(
+                "writes through HAProxy are still forwarded after {BALANCER_TIMEOUT:?}: \
+                 {before:?} -> {after:?}"
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn haproxy_sends_writes_to_the_leader_and_follows_a_failover() -> Result<()> {
+    let Some(bin) = haproxy_bin()? else {
+        return Ok(());
+    };
+    let mut cluster = Cluster::start_plain(3, &["--metrics-listen", "127.0.0.1:0"]).await?;
+    let leader = cluster.leader(LEADER_TIMEOUT).await?;
+
+    // 1. /readyz/leader: 200 on the leader only, the /readyz body on every node.
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let (status, body) = probe(node, "/readyz/leader").await?;
+        let (_, plain) = probe(node, "/readyz").await?;
+        assert_eq!(status, if i == leader { 200 } else { 503 }, "{body}");
+        assert_eq!(body["ready"], true, "{body}");
+        assert_eq!(body["is_leader"], i == leader, "{body}");
+        assert_eq!(body["checks"], plain["checks"], "{body} vs {plain}");
+    }
+
+    // 2. Writes through HAProxy land on the leader; reads on every node.
+    let haproxy = Haproxy::start(&bin, &cluster).await?;
+    let lb = Client::new(&haproxy.url)?;
+    let rp = lb.create_provider("balanced").await?;
+    lb.set_inventory(&rp, &[("VCPU", 1_000_000)]).await?;
+    until_writes_reach_the_leader(&cluster, &lb, &rp, PROBE_WRITES).await?;
+    let reads_before: Vec<usize> = cluster.nodes.iter().map(access_lines).collect();
+    for _ in 0..30 {
+        lb.usages(&rp).await?;
+    }
+    let reads_after: Vec<usize> = cluster.nodes.iter().map(access_lines).collect();
+    for (i, (a, b)) in reads_before.iter().zip(&reads_after).enumerate() {
+        assert!(b > a, "node {i} served none of 30 reads through HAProxy");
+    }
+
+    // 3. kill -9 of the leader under a write load through HAProxy.
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let unknown = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_ok: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let (lb, rp) = (lb.clone(), rp.clone());
+        let (acked, unknown, stop, last_ok) = (
+            acked.clone(),
+            unknown.clone(),
+            stop.clone(),
+            last_ok.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let consumer = uuid::Uuid::new_v4().to_string();
+                let body = allocation_body(&[(&rp, &[("VCPU", 1)])], None);
+                let sent = Instant::now();
+                match lb.put(&format!("/allocations/{consumer}"), &body).await {
+                    Ok(r) if r.status == 204 => {
+                        acked
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(consumer);
+                        let mut last = last_ok.lock().unwrap_or_else(|e| e.into_inner());
+                        if last.is_none_or(|t| t < sent) {
+                            *last = Some(sent);
+                        }
+                    }
+                    // HAProxy's answers for a request the killed node held (502) or for
+                    // one it found no server for (503), and the nodes' own 503s.
+                    Ok(r) if r.status == 502 || r.status == 503 => {
+                        unknown.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Ok(r) => return Err(format!("unexpected HTTP {}: {}", r.status, r.text)),
+                    Err(_) => {
+                        unknown.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            Ok(())
+        }));
+    }
+    tokio::time::sleep(LOAD_BEFORE_KILL).await;
+    let before_kill = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+    assert!(before_kill > 0, "no write succeeded before the kill");
+    cluster.nodes[leader].kill9()?;
+    let killed_at = Instant::now();
+    let recovered_after = loop {
+        let ok = *last_ok.lock().unwrap_or_else(|e| e.into_inner());
+        if ok.is_some_and(|t| t > killed_at) {
+            break killed_at.elapsed();
+        }
+        if killed_at.elapsed() > FAILOVER_BUDGET {
+            stop.store(true, Ordering::Relaxed);
+            return Err(format!(
+                "no write through HAProxy succeeded within {FAILOVER_BUDGET:?} of killing \
+                 the leader\n{}",
+                cluster.logs()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(LOAD_AFTER_RECOVERY).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.map_err(|e| format!("writer panicked: {e}"))??;
+    }
+    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    eprintln!(
+        "through HAProxy: acknowledged {} allocations ({before_kill} before the kill), {} with \
+         unknown outcome; a write sent after the kill succeeded {recovered_after:?} after it",
+        acked.len(),
+        unknown.load(Ordering::Relaxed)
+    );
+
+    // HAProxy found the new leader: writes are no longer forwarded.
+    let settled = until_writes_reach_the_leader(&cluster, &lb, &rp, PROBE_WRITES).await?;
+    eprintln!("writes reached the new leader directly again within {settled:?}");
+
+    // Nothing acknowledged is lost; every node agrees, the killed one once restarted.
+    cluster.nodes[leader].respawn()?;
+    cluster.nodes[leader].wait_ready().await?;
+    let mut seen = None;
+    for node in &cluster.nodes {
+        let c = node.client()?;
+        let allocs = c.allocations_on(&rp).await?;
+        let missing = acked.iter().filter(|a| !allocs.contains_key(*a)).count();
+        assert_eq!(
+            missing,
+            0,
+            "node {}: acknowledged allocations missing",
+            node.node_id()
+        );
+        let sum: u64 = allocs
+            .values()
+            .map(|a| a["resources"]["VCPU"].as_u64().unwrap_or(0))
+            .sum();
+        let used = c.usages(&rp).await?.get("VCPU").and_then(Value::as_u64);
+        assert_eq!(
+            used,
+            Some(sum),
+            "node {}: usage is not the sum",
+            node.node_id()
+        );
+        let consumers: BTreeSet<String> = allocs.keys().cloned().collect();
+        if let Some(first) = &seen {
+            assert_eq!(first, &consumers, "node {} differs", node.node_id());
+        }
+        seen = Some(consumers);
+    }
+    Ok(())
+}
+
+/// Access-log lines a node has written (one per request it answered).
+fn access_lines(node: &Node) -> usize {
+    std::fs::read_to_string(node.log_path())
+        .map(|log| {
+            log.lines()
+                .filter(|l| l.contains("placementd::access"))
+                .count()
+        })
+        .unwrap_or(0)
+}
