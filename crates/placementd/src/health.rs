@@ -21,10 +21,11 @@
 //! of rotation at once, and the API answers 503 on its own while Keystone is down.
 //!
 //! The storage probe touches the disk at most once per [`STORAGE_PROBE_INTERVAL`] whatever
-//! the polling rate (the result is cached; concurrent probes wait for the one running), and
-//! gives up after [`STORAGE_PROBE_TIMEOUT`] (a hung disk is a failed check, not a hung
-//! `/readyz`). Keystone's reachability is what the last token validation or service login
-//! found: no request to Keystone is made for a probe.
+//! the polling rate (the result is cached; a failure is retried after
+//! [`STORAGE_RETRY_INTERVAL`]; one probe runs at a time and concurrent checks wait for it),
+//! and a check gives up waiting after [`STORAGE_PROBE_TIMEOUT`] (a hung disk is a failed
+//! check, not a hung `/readyz`). Keystone's reachability is what the last token validation
+//! or service login found: no request to Keystone is made for a probe.
 //!
 //! - `GET /readyz/leader` (also with `?verbose`) → 200 only when the node is ready *and* is
 //!   the Raft leader, 503 otherwise, with the same body. A load balancer that sends writes
@@ -36,7 +37,7 @@
 //! They bypass Placement's auth, microversion and policy pipeline: a load balancer has no
 //! token. They reveal nothing but Raft progress numbers and the reasons above.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,8 +50,10 @@ use placement_api::auth::{AuthStrategy, Reachability};
 use placement_raft::{NodeStatus, PlacementNode};
 use serde_json::{json, Map, Value};
 
-/// How long a storage probe's result is reused.
+/// How long a storage probe's successful result is reused.
 pub const STORAGE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a failed storage probe's result is reused before the disk is tried again.
+pub const STORAGE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a storage probe may take before it counts as failed.
 pub const STORAGE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The probe's scratch file, in the data directory.
@@ -61,19 +64,113 @@ const PROBE_FILE: &str = ".readyz-probe";
 struct Health {
     node: Arc<PlacementNode>,
     auth: AuthStrategy,
-    storage: Arc<tokio::sync::Mutex<Option<Probed>>>,
+    storage: Arc<StorageProbe>,
 }
 
 /// A storage probe's result and when it was taken.
 type Probed = (Instant, Result<(), String>);
 
+/// The storage probe's last result, and whether one is running. At most one runs at a time,
+/// whoever asked for it and whether or not they still wait: a probe belongs to a task of
+/// its own, not to the request that started it. (It once belonged to the request: a load
+/// balancer that gave up on a slow check dropped the request, the next check started a
+/// second probe on the same scratch file, and one of the two failed to remove it - a
+/// restarted node stayed out of rotation for one more probe interval.)
+struct StorageProbe {
+    /// The scratch file.
+    path: PathBuf,
+    state: std::sync::Mutex<ProbeState>,
+    /// Woken when a probe finishes.
+    done: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct ProbeState {
+    last: Option<Probed>,
+    running: bool,
+}
+
+impl StorageProbe {
+    fn new(path: PathBuf) -> Arc<StorageProbe> {
+        Arc::new(StorageProbe {
+            path,
+            state: Default::default(),
+            done: Default::default(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ProbeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The storage probe's result: the last one while it is fresh ([`STORAGE_PROBE_INTERVAL`]
+    /// after a success, [`STORAGE_RETRY_INTERVAL`] after a failure), else a new probe's,
+    /// waiting at most [`STORAGE_PROBE_TIMEOUT`] for it.
+    async fn check(self: &Arc<Self>) -> Result<(), String> {
+        let finished = {
+            let mut state = self.state();
+            if let Some((at, result)) = &state.last {
+                let fresh = if result.is_ok() {
+                    STORAGE_PROBE_INTERVAL
+                } else {
+                    STORAGE_RETRY_INTERVAL
+                };
+                if at.elapsed() < fresh {
+                    return result.clone();
+                }
+            }
+            // Registered before the probe can finish (under the state lock), so its
+            // notification cannot be missed.
+            let finished = self.done.notified();
+            if !state.running {
+                state.running = true;
+                let probe = self.clone();
+                let path = self.path.clone();
+                tokio::spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || probe_dir(&path))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("storage probe task: {e}")));
+                    if let Err(e) = &result {
+                        tracing::warn!(error = %e, "readiness: storage probe failed");
+                    }
+                    let mut state = probe.state();
+                    state.last = Some((Instant::now(), result));
+                    state.running = false;
+                    drop(state);
+                    probe.done.notify_waiters();
+                });
+            }
+            finished
+        };
+        if tokio::time::timeout(STORAGE_PROBE_TIMEOUT, finished)
+            .await
+            .is_ok()
+        {
+            if let Some((_, result)) = &self.state().last {
+                return result.clone();
+            }
+        }
+        // Still running: a hung disk. Said as the result until the probe ends (or is retried).
+        let e = format!(
+            "writing a file in the data directory took more than {} s",
+            STORAGE_PROBE_TIMEOUT.as_secs()
+        );
+        let mut state = self.state();
+        if state.running {
+            tracing::warn!(error = %e, "readiness: storage probe failed");
+            state.last = Some((Instant::now(), Err(e.clone())));
+        }
+        Err(e)
+    }
+}
+
 /// The health routes for `node` (merged into the API router by `main`); `auth` is the API's
 /// authentication, whose Keystone reachability `/readyz` reports.
 pub fn router(node: Arc<PlacementNode>, auth: AuthStrategy) -> Router {
     let health = Health {
+        storage: StorageProbe::new(node.data_dir().join(PROBE_FILE)),
         node,
         auth,
-        storage: Arc::default(),
     };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -224,7 +321,7 @@ impl Health {
             .split('&')
             .any(|p| p == "verbose" || p.starts_with("verbose="));
         let s = health.node.status();
-        let storage = health.storage_probe().await;
+        let storage = health.storage.check().await;
         let keystone = match &health.auth {
             AuthStrategy::Keystone { validator, .. } => Some(validator.reachability()),
             AuthStrategy::Noauth2 => None,
@@ -268,31 +365,6 @@ impl Health {
             StatusCode::SERVICE_UNAVAILABLE
         };
         (status, Json(body)).into_response()
-    }
-
-    /// The storage probe's result, at most [`STORAGE_PROBE_INTERVAL`] old.
-    async fn storage_probe(&self) -> Result<(), String> {
-        let mut cached = self.storage.lock().await;
-        if let Some((at, result)) = cached.as_ref() {
-            if at.elapsed() < STORAGE_PROBE_INTERVAL {
-                return result.clone();
-            }
-        }
-        let path = self.node.data_dir().join(PROBE_FILE);
-        let probe = tokio::task::spawn_blocking(move || probe_dir(&path));
-        let result = match tokio::time::timeout(STORAGE_PROBE_TIMEOUT, probe).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(format!("storage probe task: {e}")),
-            Err(_) => Err(format!(
-                "writing a file in the data directory took more than {} s",
-                STORAGE_PROBE_TIMEOUT.as_secs()
-            )),
-        };
-        if let Err(e) = &result {
-            tracing::warn!(error = %e, "readiness: storage probe failed");
-        }
-        *cached = Some((Instant::now(), result.clone()));
-        result
     }
 }
 
@@ -397,6 +469,39 @@ mod tests {
         assert!(ready(&c));
         let c = checks(&status(), &ok, Some(None));
         assert_eq!(c[5].reason, "not contacted yet");
+    }
+
+    /// Many checks at once, half of them dropped as soon as they started (a load balancer
+    /// giving up): one probe runs at a time, so every check that waits sees it succeed, and
+    /// the scratch file is gone after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_and_abandoned_checks_share_one_probe() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(PROBE_FILE);
+        for _round in 0..20 {
+            let probe = StorageProbe::new(path.clone());
+            let mut waited = Vec::new();
+            for i in 0..16 {
+                let probe = probe.clone();
+                let task = tokio::spawn(async move { probe.check().await });
+                if i % 2 == 0 {
+                    task.abort();
+                } else {
+                    waited.push(task);
+                }
+            }
+            for task in waited {
+                assert_eq!(task.await.expect("check"), Ok(()));
+            }
+            while probe.state().running {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(
+                probe.state().last.as_ref().map(|l| l.1.clone()),
+                Some(Ok(()))
+            );
+            assert!(!path.exists(), "the scratch file is removed");
+        }
     }
 
     #[test]
