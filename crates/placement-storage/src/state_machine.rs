@@ -35,9 +35,9 @@
 //! # Snapshots
 //! A snapshot is built from a RocksDB snapshot: the applied id, the membership and the records
 //! are all read from that same point-in-time view, so the metadata always describes exactly
-//! the data. It is built on a thread of its own at a lower CPU priority
-//! ([`SNAPSHOT_NICE`]), so that writes keep the CPU while every member builds one at about
-//! the same index. Installing replaces the whole record column family and the metadata in one
+//! the data. It is built on a thread of its own, at a lower CPU priority
+//! ([`SNAPSHOT_NICE`]) once the WAL is synced, so that writes keep the CPU while every
+//! member builds one at about the same index. Installing replaces the whole record column family and the metadata in one
 //! synced `WriteBatch` (a crash leaves either the old state or the new one), then swaps the
 //! in-memory state. See `snapshot.rs` for the file format.
 //!
@@ -297,6 +297,10 @@ fn build_snapshot(db: &DB, snapshots: &SnapshotDir) -> Result<Snapshot> {
     // Synced: everything in this view becomes durable in the database too, so purging the
     // log up to the snapshot never passes state that only the page cache holds.
     db.flush_wal(true)?;
+    // Only now at a lower priority: while RocksDB syncs its WAL, every synced write (the Raft
+    // log's appends) waits for that sync to end, so a thread the kernel leaves unscheduled
+    // in it would stall them all. Reading and writing the records holds nothing they need.
+    lower_priority();
 
     let tmp = snapshots.tmp_path("build");
     let mut writer = SnapshotWriter::create(&tmp, &meta)?;
@@ -332,7 +336,6 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         std::thread::Builder::new()
             .name("placementd-snapshot".into())
             .spawn(move || {
-                lower_priority();
                 let _ = tx.send(build_snapshot(&db, &snapshots));
             })?;
         let snapshot = rx
