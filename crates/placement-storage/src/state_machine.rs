@@ -37,9 +37,9 @@
 //! are all read from that same point-in-time view, so the metadata always describes exactly
 //! the data. It is built on a thread of its own, at a lower CPU priority
 //! ([`SNAPSHOT_NICE`]) once the WAL is synced, so that writes keep the CPU while every
-//! member builds one at about the same index. Installing replaces the whole record column family and the metadata in one
-//! synced `WriteBatch` (a crash leaves either the old state or the new one), then swaps the
-//! in-memory state. See `snapshot.rs` for the file format.
+//! member builds one at about the same index. Installing replaces the whole record column
+//! family and the metadata in one synced `WriteBatch` (a crash leaves either the old state
+//! or the new one), then swaps the in-memory state. See `snapshot.rs` for the file format.
 //!
 //! # Deduplication
 //! Every applied request is remembered by id for a window of log entries (`dedup.rs`); an
@@ -328,10 +328,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let db = self.db.clone();
         let snapshots = self.snapshots.clone();
         let _timer = placement_metrics::catalog::SNAPSHOT_BUILD.start_timer();
-        // Its own thread at a lower priority: all members build a snapshot at about the same
-        // index, and reading and writing every record took enough CPU at once on a small
-        // machine to stall writes for a moment (write p99 over 200 ms in that second, about
-        // 20 ms with the thread niced).
+        // Its own thread, which `build_snapshot` lowers in priority once the WAL is synced:
+        // all members build a snapshot at about the same index, and reading and writing every
+        // record took enough CPU at once on a small machine to stall writes for a moment
+        // (write p99 over 200 ms in that second, about 20 ms with the thread niced).
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("placementd-snapshot".into())

@@ -314,15 +314,14 @@ enum Role {
 impl Health {
     /// The status body, and 200 when the node is ready (and, for [`Role::Leader`], leads).
     async fn answer(&self, query: Option<String>, role: Role) -> Response {
-        let health = self;
         let verbose = query
             .as_deref()
             .unwrap_or("")
             .split('&')
             .any(|p| p == "verbose" || p.starts_with("verbose="));
-        let s = health.node.status();
-        let storage = health.storage.check().await;
-        let keystone = match &health.auth {
+        let s = self.node.status();
+        let storage = self.storage.check().await;
+        let keystone = match &self.auth {
             AuthStrategy::Keystone { validator, .. } => Some(validator.reachability()),
             AuthStrategy::Noauth2 => None,
         };
