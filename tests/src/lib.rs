@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod keystone;
+pub mod load;
 pub mod metrics;
 
 /// Errors of the fixtures; tests just propagate them with `?`.

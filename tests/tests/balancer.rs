@@ -19,14 +19,12 @@
 //! HAProxy comes from Debian's package (`scripts/test` installs it). Without it the tests
 //! say so loudly and pass, unless `CI` is set: then a missing HAProxy fails.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use placementd_tests::load::{assert_every_node_holds, AllocationLoad};
 use placementd_tests::metrics::{metrics_addr, scrape};
 use placementd_tests::{allocation_body, free_port, Client, Cluster, Node, Result};
 use serde_json::Value;
@@ -238,84 +236,31 @@ async fn haproxy_sends_writes_to_the_leader_and_follows_a_failover() -> Result<(
         assert!(b > a, "node {i} served none of 30 reads through HAProxy");
     }
 
-    // 3. kill -9 of the leader under a write load through HAProxy.
-    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let unknown = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let last_ok: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let mut tasks = Vec::new();
-    for _ in 0..WRITERS {
-        let (lb, rp) = (lb.clone(), rp.clone());
-        let (acked, unknown, stop, last_ok) = (
-            acked.clone(),
-            unknown.clone(),
-            stop.clone(),
-            last_ok.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let consumer = uuid::Uuid::new_v4().to_string();
-                let body = allocation_body(&[(&rp, &[("VCPU", 1)])], None);
-                let sent = Instant::now();
-                match lb.put(&format!("/allocations/{consumer}"), &body).await {
-                    Ok(r) if r.status == 204 => {
-                        acked
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(consumer);
-                        let mut last = last_ok.lock().unwrap_or_else(|e| e.into_inner());
-                        if last.is_none_or(|t| t < sent) {
-                            *last = Some(sent);
-                        }
-                    }
-                    // HAProxy's answers for a request the killed node held (502) or for
-                    // one it found no server for (503), and the nodes' own 503s.
-                    Ok(r) if r.status == 502 || r.status == 503 => {
-                        unknown.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Ok(r) => return Err(format!("unexpected HTTP {}: {}", r.status, r.text)),
-                    Err(_) => {
-                        unknown.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }
-            Ok(())
-        }));
-    }
+    // 3. kill -9 of the leader under a write load through HAProxy. Unknown outcomes:
+    // HAProxy's answers for a request the killed node held (502) or for one it found no
+    // server for (503), the nodes' own 503s, and transport errors.
+    let load = AllocationLoad::start(std::slice::from_ref(&lb), &rp, WRITERS, &[502, 503]);
     tokio::time::sleep(LOAD_BEFORE_KILL).await;
-    let before_kill = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let before_kill = load.acked();
     assert!(before_kill > 0, "no write succeeded before the kill");
     cluster.nodes[leader].kill9()?;
     let killed_at = Instant::now();
-    let recovered_after = loop {
-        let ok = *last_ok.lock().unwrap_or_else(|e| e.into_inner());
-        if ok.is_some_and(|t| t > killed_at) {
-            break killed_at.elapsed();
-        }
-        if killed_at.elapsed() > FAILOVER_BUDGET {
-            stop.store(true, Ordering::Relaxed);
-            return Err(format!(
-                "no write through HAProxy succeeded within {FAILOVER_BUDGET:?} of killing \
-                 the leader\n{}",
-                cluster.logs()
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let Some(recovered_after) = load.success_after(killed_at, FAILOVER_BUDGET).await else {
+        load.stop().await?;
+        return Err(format!(
+            "no write through HAProxy succeeded within {FAILOVER_BUDGET:?} of killing \
+             the leader\n{}",
+            cluster.logs()
+        )
+        .into());
     };
     tokio::time::sleep(LOAD_AFTER_RECOVERY).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.map_err(|e| format!("writer panicked: {e}"))??;
-    }
-    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (acked, unknown) = load.stop().await?;
     eprintln!(
-        "through HAProxy: acknowledged {} allocations ({before_kill} before the kill), {} with \
-         unknown outcome; a write sent after the kill succeeded {recovered_after:?} after it",
+        "through HAProxy: acknowledged {} allocations ({before_kill} before the kill), \
+         {unknown} with unknown outcome; a write sent after the kill succeeded \
+         {recovered_after:?} after it",
         acked.len(),
-        unknown.load(Ordering::Relaxed)
     );
 
     // HAProxy found the new leader: writes are no longer forwarded.
@@ -325,35 +270,7 @@ async fn haproxy_sends_writes_to_the_leader_and_follows_a_failover() -> Result<(
     // Nothing acknowledged is lost; every node agrees, the killed one once restarted.
     cluster.nodes[leader].respawn()?;
     cluster.nodes[leader].wait_ready().await?;
-    let mut seen = None;
-    for node in &cluster.nodes {
-        let c = node.client()?;
-        let allocs = c.allocations_on(&rp).await?;
-        let missing = acked.iter().filter(|a| !allocs.contains_key(*a)).count();
-        assert_eq!(
-            missing,
-            0,
-            "node {}: acknowledged allocations missing",
-            node.node_id()
-        );
-        let sum: u64 = allocs
-            .values()
-            .map(|a| a["resources"]["VCPU"].as_u64().unwrap_or(0))
-            .sum();
-        let used = c.usages(&rp).await?.get("VCPU").and_then(Value::as_u64);
-        assert_eq!(
-            used,
-            Some(sum),
-            "node {}: usage is not the sum",
-            node.node_id()
-        );
-        let consumers: BTreeSet<String> = allocs.keys().cloned().collect();
-        if let Some(first) = &seen {
-            assert_eq!(first, &consumers, "node {} differs", node.node_id());
-        }
-        seen = Some(consumers);
-    }
-    Ok(())
+    assert_every_node_holds(&cluster, &rp, &acked).await
 }
 
 /// Access-log lines a node has written (one per request it answered).

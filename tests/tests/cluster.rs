@@ -18,11 +18,10 @@
 //! 6. Minority behaviour: a linearizable read on a minority node is a 503, a stale one a 200;
 //!    a leader that lost its followers turns `/readyz` 503 (leaves the rotation).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use placementd_tests::load::{assert_every_node_holds, AllocationLoad};
 use placementd_tests::{allocation_body, Client, Cluster, Result};
 use serde_json::{json, Value};
 
@@ -88,15 +87,6 @@ async fn write_through_one_follower_read_at_once_through_another() -> Result<()>
     Ok(())
 }
 
-/// Allocations of one provider as `{consumer: VCPU}`, read through `c`.
-async fn allocations(c: &Client, rp: &str) -> Result<BTreeMap<String, u64>> {
-    Ok(c.allocations_on(rp)
-        .await?
-        .iter()
-        .map(|(c, a)| (c.clone(), a["resources"]["VCPU"].as_u64().unwrap_or(0)))
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_kill9_under_allocation_load_loses_no_acknowledged_write() -> Result<()> {
     let mut cluster = Cluster::start(3).await?;
@@ -110,92 +100,34 @@ async fn leader_kill9_under_allocation_load_loses_no_acknowledged_write() -> Res
         .iter()
         .map(|n| n.client())
         .collect::<Result<_>>()?;
-    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let unknown = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let last_ok: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let mut tasks = Vec::new();
-    for w in 0..WRITERS {
-        let clients = clients.clone();
-        let (acked, unknown, stop, last_ok) = (
-            acked.clone(),
-            unknown.clone(),
-            stop.clone(),
-            last_ok.clone(),
-        );
-        let rp = rp.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut turn = w;
-            while !stop.load(Ordering::Relaxed) {
-                turn += 1;
-                let c = &clients[turn % clients.len()];
-                let consumer = new_uuid();
-                let body = allocation_body(&[(&rp, &[("VCPU", 1)])], None);
-                let sent = Instant::now();
-                match c.put(&format!("/allocations/{consumer}"), &body).await {
-                    Ok(r) if r.status == 204 => {
-                        acked
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(consumer);
-                        // The latest send time of a successful write.
-                        let mut last = last_ok.lock().unwrap_or_else(|e| e.into_inner());
-                        if last.is_none_or(|t| t < sent) {
-                            *last = Some(sent);
-                        }
-                    }
-                    Ok(r) if r.status == 503 => {
-                        unknown.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(r) => return Err(format!("unexpected HTTP {}: {}", r.status, r.text)),
-                    // The killed node: connection refused or reset.
-                    Err(_) => {
-                        unknown.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }
-            Ok(())
-        }));
-    }
+    let load = AllocationLoad::start(&clients, &rp, WRITERS, &[503]);
 
     let started = Instant::now();
     tokio::time::sleep(LOAD_BEFORE_KILL).await;
-    let before_kill = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let before_kill = load.acked();
     assert!(before_kill > 0, "no write succeeded before the kill");
     cluster.nodes[leader].kill9()?;
     let killed_at = Instant::now();
 
     // A write sent after the kill succeeds within the failover budget.
-    let recovered_after = loop {
-        let ok = *last_ok.lock().unwrap_or_else(|e| e.into_inner());
-        if ok.is_some_and(|t| t > killed_at) {
-            break killed_at.elapsed();
-        }
-        if killed_at.elapsed() > FAILOVER_BUDGET {
-            stop.store(true, Ordering::Relaxed);
-            return Err(format!(
-                "no write succeeded within {FAILOVER_BUDGET:?} of killing the leader\n{}",
-                cluster.logs()
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let Some(recovered_after) = load.success_after(killed_at, FAILOVER_BUDGET).await else {
+        load.stop().await?;
+        return Err(format!(
+            "no write succeeded within {FAILOVER_BUDGET:?} of killing the leader\n{}",
+            cluster.logs()
+        )
+        .into());
     };
-    let at_recovery = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let at_recovery = load.acked();
     tokio::time::sleep(LOAD_AFTER_RECOVERY).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.map_err(|e| format!("writer panicked: {e}"))??;
-    }
+    let (acked, unknown) = load.stop().await?;
     assert!(started.elapsed() < LOAD_DEADLINE);
-    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
     eprintln!(
-        "acknowledged {} allocations ({before_kill} before the kill, {} after recovery), {} \
-         with unknown outcome; a write sent after the kill succeeded {recovered_after:?} after it",
+        "acknowledged {} allocations ({before_kill} before the kill, {} after recovery), \
+         {unknown} with unknown outcome; a write sent after the kill succeeded \
+         {recovered_after:?} after it",
         acked.len(),
         acked.len() - at_recovery,
-        unknown.load(Ordering::Relaxed)
     );
     assert!(
         acked.len() > at_recovery,
@@ -206,38 +138,7 @@ async fn leader_kill9_under_allocation_load_loses_no_acknowledged_write() -> Res
     // The killed node comes back and catches up.
     cluster.nodes[leader].respawn()?;
     cluster.nodes[leader].wait_ready().await?;
-
-    let mut seen: Option<BTreeMap<String, u64>> = None;
-    for node in &cluster.nodes {
-        let c = node.client()?;
-        let allocs = allocations(&c, &rp).await?;
-        let missing: Vec<&String> = acked.iter().filter(|a| !allocs.contains_key(*a)).collect();
-        assert!(
-            missing.is_empty(),
-            "node {}: {} acknowledged allocations missing, e.g. {:?}",
-            node.node_id(),
-            missing.len(),
-            missing.first()
-        );
-        let sum: u64 = allocs.values().sum();
-        let used = c
-            .usages(&rp)
-            .await?
-            .get("VCPU")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        assert_eq!(
-            used,
-            sum,
-            "node {}: usage is not the sum of allocations",
-            node.node_id()
-        );
-        if let Some(first) = &seen {
-            assert_eq!(first, &allocs, "node {} differs", node.node_id());
-        }
-        seen = Some(allocs);
-    }
-    Ok(())
+    assert_every_node_holds(&cluster, &rp, &acked).await
 }
 
 /// How long the leader may take to purge its log past a dead follower's position.
