@@ -67,6 +67,36 @@ const START_ATTEMPTS: usize = 3;
 /// Bytes of `node.log` attached to fixture errors.
 const LOG_TAIL_BYTES: u64 = 4000;
 
+/// `name` on the PATH; `None` (after saying so on stderr) when it is missing outside CI, an
+/// error when it is missing and `CI` is set. `package` is the Debian package that has it
+/// (`scripts/test`'s install step installs it).
+pub fn tool_on_path(name: &str, package: &str) -> Result<Option<PathBuf>> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => Ok(Some(p)),
+        None if std::env::var_os("CI").is_some() => Err(format!(
+            "{name} not found on PATH and CI is set: install Debian's `{package}` package \
+             (scripts/test's install step does)"
+        )
+        .into()),
+        None => {
+            // Straight to the process's stderr: libtest captures `eprintln!` of a passing
+            // test, and this must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: {name} not found on PATH; install Debian's `{package}` \
+                 package to run this test (under CI=true it fails instead) ***\n"
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// The `placementd` binary the tests run (see the module doc for the lookup order).
 pub fn placementd_bin() -> Result<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();

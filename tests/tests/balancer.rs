@@ -19,14 +19,13 @@
 //! HAProxy comes from Debian's package (`scripts/test` installs it). Without it the tests
 //! say so loudly and pass, unless `CI` is set: then a missing HAProxy fails.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use placementd_tests::load::{assert_every_node_holds, AllocationLoad};
 use placementd_tests::metrics::{metrics_addr, scrape};
-use placementd_tests::{allocation_body, free_port, Client, Cluster, Node, Result};
+use placementd_tests::{allocation_body, free_port, tool_on_path, Client, Cluster, Node, Result};
 use serde_json::Value;
 
 /// Time allowed for the first leader to be known.
@@ -43,33 +42,6 @@ const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
 const FAILOVER_BUDGET: Duration = Duration::from_secs(8);
 /// Load after writes succeed again.
 const LOAD_AFTER_RECOVERY: Duration = Duration::from_millis(1_500);
-
-/// `haproxy` on the PATH; `None` (after saying so) when it is missing outside CI.
-fn haproxy_bin() -> Result<Option<PathBuf>> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("haproxy"))
-            .find(|p| p.is_file())
-    });
-    match found {
-        Some(p) => Ok(Some(p)),
-        None if std::env::var_os("CI").is_some() => Err(
-            "haproxy not found on PATH and CI is set: install Debian's `haproxy` package \
-             (scripts/test's install step does)"
-                .into(),
-        ),
-        None => {
-            // Straight to the process's stderr: libtest captures `eprintln!` of a passing
-            // test, and this must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: haproxy not found on PATH; install Debian's `haproxy` package \
-                 to run this test (under CI=true it fails instead) ***\n"
-            );
-            Ok(None)
-        }
-    }
-}
 
 /// A real HAProxy process in front of a cluster's API ports, killed on drop.
 struct Haproxy {
@@ -205,7 +177,7 @@ async fn until_writes_reach_the_leader(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn haproxy_sends_writes_to_the_leader_and_follows_a_failover() -> Result<()> {
-    let Some(bin) = haproxy_bin()? else {
+    let Some(bin) = tool_on_path("haproxy", "haproxy")? else {
         return Ok(());
     };
     let mut cluster = Cluster::start_plain(3, &["--metrics-listen", "127.0.0.1:0"]).await?;

@@ -23,40 +23,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use placementd_tests::metrics::{metrics_addr, scrape, Scrape};
-use placementd_tests::{Cluster, Result};
+use placementd_tests::{tool_on_path, Cluster, Result};
 use serde_json::json;
 
 /// Time allowed for the first leader to be known.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time a scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `promtool` on the PATH; `None` (after saying so) when it is missing outside CI.
-fn promtool() -> Result<Option<PathBuf>> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    match found {
-        Some(p) => Ok(Some(p)),
-        None if std::env::var_os("CI").is_some() => Err(
-            "promtool not found on PATH and CI is set: install Debian's `prometheus` package \
-             (scripts/test's install step does)"
-                .into(),
-        ),
-        None => {
-            // Straight to the process's stderr: libtest captures `eprintln!` of a passing
-            // test, and this must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: promtool not found on PATH; install Debian's `prometheus` \
-                 package to run this test (under CI=true it fails instead) ***\n"
-            );
-            Ok(None)
-        }
-    }
-}
 
 /// Runs `promtool ARGS` with `stdin`; returns its combined output, or an error with it.
 fn run_promtool(promtool: &PathBuf, args: &[&str], stdin: &str) -> Result<String> {
@@ -85,7 +58,7 @@ fn run_promtool(promtool: &PathBuf, args: &[&str], stdin: &str) -> Result<String
 
 #[tokio::test]
 async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
-    let Some(promtool) = promtool()? else {
+    let Some(promtool) = tool_on_path("promtool", "prometheus")? else {
         return Ok(());
     };
     let cluster = Cluster::start_with(3, &["--metrics-listen", "127.0.0.1:0"]).await?;
@@ -228,7 +201,7 @@ async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
 
 #[test]
 fn the_alerting_rules_pass_promtool() -> Result<()> {
-    let Some(promtool) = promtool()? else {
+    let Some(promtool) = tool_on_path("promtool", "prometheus")? else {
         return Ok(());
     };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus");
