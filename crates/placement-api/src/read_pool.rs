@@ -1,24 +1,33 @@
 //! The threads that build allocation-candidates answers, apart from the async runtime and at
-//! a lower CPU priority, so that a flood of searches never starves writes.
+//! the lowest CPU priority, so that a flood of searches never starves writes.
 //!
 //! A search holds only a snapshot of the state (no lock the apply path needs), but it needs
 //! CPU, and on a small machine CPU is what writes wait for: with searches on the runtime's
 //! worker threads (or on tokio's blocking pool, one thread per concurrent search), a few
 //! dozen concurrent searches took most of the cores and write latency grew with them. Here a
-//! fixed set of [`threads`] threads runs them, each with its nice value raised by
-//! [`NICE`]: when writes and searches compete, the kernel gives the runtime's threads (HTTP,
-//! Raft, apply, the log's fsyncs) about ten times the share of a search thread; when nothing
-//! competes, searches use every core. Searches queue for a free thread in arrival order.
+//! fixed set of [`threads`] threads runs them under Linux's `SCHED_IDLE` policy: a search
+//! runs whenever a core would otherwise be idle, so alone it uses every core, but a runtime
+//! thread (HTTP, Raft, apply, the log's fsyncs) that wakes up takes the core from it at once.
+//! Searches queue for a free thread in arrival order.
 //!
-//! If the priority cannot be lowered (a kernel or sandbox that refuses `setpriority`), the
-//! threads run at normal priority and still bound the number of concurrent searches; this is
-//! logged once.
+//! Why not only a raised nice value (what these threads had before): a nice value sets a
+//! *share* of the CPU, so each of a write's wake-ups (HTTP worker, Raft core, log fsync,
+//! replication, apply) could still wait out a search's time slice; `SCHED_IDLE` makes the
+//! kernel preempt the search on every such wake-up. Measured on 2 cores
+//! (`scripts/bench-interference`, docs/benchmarks.md section 3), it lowered the write p99
+//! under a candidates load. The price: when writes keep every core busy, searches get almost
+//! no CPU (weight 3 against a normal thread's 1024, where nice +10 gave 110) and wait; a
+//! node whose writes alone saturate it is overloaded either way.
+//!
+//! If the policy cannot be set (a kernel or sandbox that refuses it), the nice value is
+//! raised by [`NICE`] instead; if that is refused too, the threads run at normal priority
+//! and still bound the number of concurrent searches. Either fallback is logged once.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// How much lower a search thread's priority is than the runtime's (a nice-value increment:
-/// 10 gives about a tenth of the CPU share of a normal thread under contention).
+/// The nice-value increment used when `SCHED_IDLE` is refused (10 gives about a tenth of the
+/// CPU share of a normal thread under contention).
 pub const NICE: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -63,17 +72,25 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
-/// Raises this thread's nice value by [`NICE`] (Linux: `setpriority` on a thread id sets
-/// that thread's priority only).
+/// Puts this thread under `SCHED_IDLE`, else raises its nice value by [`NICE`] (Linux:
+/// both act on the calling thread only). A refusal is logged once.
 fn lower_priority() {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    let Err(refused) = thread_priority::set_thread_priority_and_policy(
+        thread_priority::thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    ) else {
+        return;
+    };
     let tid = rustix::thread::gettid();
     let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), current + NICE) {
-        static ONCE: OnceLock<()> = OnceLock::new();
-        ONCE.get_or_init(|| {
-            tracing::warn!(error = %e, "search threads run at normal priority");
-        });
-    }
+    let niced = rustix::process::setpriority_process(Some(tid), current + NICE);
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| match niced {
+        Ok(()) => tracing::warn!(?refused, nice = NICE, "SCHED_IDLE refused: search threads run at a raised nice value"),
+        Err(e) => tracing::warn!(?refused, error = %e, "SCHED_IDLE and setpriority refused: search threads run at normal priority"),
+    });
 }
 
 /// Runs `f` on a search thread and waits for its result. `None` if the thread panicked
@@ -97,5 +114,20 @@ mod tests {
         assert_eq!(super::run(|| -> u8 { panic!("a bug") }).await, None);
         let answers = futures::future::join_all((0..32).map(|i| super::run(move || i * 2))).await;
         assert_eq!(answers, (0..32).map(|i| Some(i * 2)).collect::<Vec<_>>());
+    }
+
+    /// Linux lets any thread lower its own policy to `SCHED_IDLE` (no privilege needed), so
+    /// a search must run under it here.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn searches_run_under_sched_idle() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let policy = super::run(thread_priority::unix::thread_schedule_policy).await;
+        assert_eq!(
+            policy.map(|p| p.ok()),
+            Some(Some(ThreadSchedulePolicy::Normal(
+                NormalThreadSchedulePolicy::Idle
+            )))
+        );
     }
 }
