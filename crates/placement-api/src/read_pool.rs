@@ -88,8 +88,16 @@ fn lower_priority() {
     let niced = rustix::process::setpriority_process(Some(tid), current + NICE);
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| match niced {
-        Ok(()) => tracing::warn!(?refused, nice = NICE, "SCHED_IDLE refused: search threads run at a raised nice value"),
-        Err(e) => tracing::warn!(?refused, error = %e, "SCHED_IDLE and setpriority refused: search threads run at normal priority"),
+        Ok(()) => tracing::warn!(
+            ?refused,
+            nice = NICE,
+            "SCHED_IDLE refused: search threads run at a raised nice value"
+        ),
+        Err(e) => tracing::warn!(
+            ?refused,
+            error = %e,
+            "SCHED_IDLE and setpriority refused: search threads run at normal priority"
+        ),
     });
 }
 
