@@ -616,6 +616,13 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
 }
 
+/// Why an attempt to start a cluster failed: a member exited before it was ready (worth
+/// another attempt on new ports), or anything else.
+enum Started {
+    Exited(Error),
+    Failed(Error),
+}
+
 impl Cluster {
     /// Starts `n` fresh members with `--initial-cluster` and waits until each serves the API
     /// (which it does only once it knows a leader and has caught up).
@@ -633,11 +640,36 @@ impl Cluster {
         Self::start_secured(n, extra, None).await
     }
 
-    /// `n` members with `extra` flags, secured by `pki` (plaintext with `None`).
+    /// `n` members with `extra` flags, secured by `pki` (plaintext with `None`). If a member
+    /// exits before it is ready (most likely one of its ports was taken between
+    /// [`free_port`] and its bind, by a test running beside this one), the whole cluster is
+    /// started again on new ports and fresh data dirs, as [`Node::start`] does for one node:
+    /// every member's address is in every member's `--initial-cluster`.
     pub async fn start_secured(n: usize, extra: &[&str], pki: Option<Arc<Pki>>) -> Result<Cluster> {
+        let mut last_err: Option<Error> = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(n, extra, pki.clone()).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(Started::Exited(e)) => last_err = Some(e),
+                Err(Started::Failed(e)) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| "the cluster did not start".into()))
+    }
+
+    /// One attempt of [`Cluster::start_secured`]; the members of a failed attempt are dropped
+    /// (killed) on return.
+    async fn try_start(
+        n: usize,
+        extra: &[&str],
+        pki: Option<Arc<Pki>>,
+    ) -> Result<Cluster, Started> {
         let mut ports = Vec::new();
         for _ in 0..n {
-            ports.push((free_port()?, free_port()?));
+            ports.push((
+                free_port().map_err(Started::Failed)?,
+                free_port().map_err(Started::Failed)?,
+            ));
         }
         let initial: Vec<String> = ports
             .iter()
@@ -659,12 +691,19 @@ impl Cluster {
                 Some(*peer),
                 args,
                 pki.clone(),
-            )?;
-            node.spawn()?;
+            )
+            .map_err(Started::Failed)?;
+            node.spawn().map_err(Started::Failed)?;
             nodes.push(node);
         }
         for node in &mut nodes {
-            node.wait_ready().await?;
+            if let Err(e) = node.wait_ready().await {
+                return Err(if node.is_running() {
+                    Started::Failed(e)
+                } else {
+                    Started::Exited(e)
+                });
+            }
         }
         Ok(Cluster { nodes })
     }
