@@ -253,6 +253,14 @@ CFG
   done
 }
 
+# The VM's steal time and all CPU time so far, in clock ticks (/proc/stat's first line): a
+# benchmark run with steal in it is slower for a reason outside its target.
+steal_total() { awk '/^cpu /{t=0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit}' /proc/stat; }
+steal_pct_since() {  # TOTAL (from steal_total): steal % of all CPU time since then
+  awk -v a="$1" -v b="$(steal_total)" \
+    'BEGIN{split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0)}'
+}
+
 stop_pids() {  # SECS PID...
   local secs=$1 p deadline
   shift
