@@ -569,7 +569,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 /// How much lower the snapshot thread's CPU priority is than the runtime's (a nice-value
-/// increment, as for the candidates search threads in placement-api's `read_pool.rs`).
+/// increment; the candidates search threads in placement-api's `read_pool.rs` fall back to
+/// the same when they cannot run under `SCHED_IDLE`). Not `SCHED_IDLE` here: a snapshot must
+/// end, and the log is purged only up to the last one.
 pub const SNAPSHOT_NICE: i32 = 10;
 
 /// Raises this thread's nice value by [`SNAPSHOT_NICE`] (Linux: `setpriority` on a thread
