@@ -76,7 +76,11 @@ wait_http() {  # URL SECS [PID]
 #                      same ports resumes it), extra placementd FLAGs on every node;
 #                      LOG is "-" (stderr) or a directory (node<i>.log there); waits up to
 #                      SECS for every /readyz. Sets what cluster_plan sets and CLUSTER_PIDS.
-#                      Returns 1 (with a message) if a node is not ready.
+#                      On free ports and a fresh DIR, a node that exits before it is ready
+#                      (most often: another process took its port between free_ports and
+#                      its bind) makes the whole cluster start again on new ports, up to
+#                      CLUSTER_START_ATTEMPTS (3) times. Returns 1 (with a message) if a
+#                      node is not ready.
 # - cluster_leader_port   API port of the node whose /readyz says is_leader (empty if none)
 # - cluster_haproxy_config BIND [tls]   print an HAProxy config on BIND (PORT, i.e.
 #                      127.0.0.1:PORT, or HOST:PORT) for CLUSTER_API_PORTS, as
@@ -156,6 +160,29 @@ cluster_scheme() {
 }
 
 cluster_start() {  # BIN DIR N LOG SECS [FLAG...]
+  local dir=$2 n=$3 attempts=${CLUSTER_START_ATTEMPTS:-3} attempt=1 i rc
+  # Only a fresh cluster on free ports may start again elsewhere: fixed ports would race
+  # again, and an existing data directory must not be wiped.
+  local fresh=1
+  [[ -z ${CLUSTER_PORT_BASE:-} ]] || fresh=0
+  for ((i = 1; i <= n; i++)); do
+    [[ ! -e $dir/node$i ]] || fresh=0
+  done
+  while true; do
+    cluster_start_once "$@" && return 0
+    rc=$?
+    ((rc == 2 && fresh && attempt < attempts)) || return 1
+    echo "cluster_start: starting the cluster again on new ports (attempt $((attempt + 1)) of $attempts)" >&2
+    stop_pids 10 "${CLUSTER_PIDS[@]}"
+    for ((i = 1; i <= n; i++)); do
+      rm -rf "${dir:?}/node$i"
+    done
+    attempt=$((attempt + 1))
+  done
+}
+
+# One try of cluster_start: returns 1 if a node is not ready in time, 2 if one exited.
+cluster_start_once() {  # BIN DIR N LOG SECS [FLAG...]
   local bin=$1 dir=$2 n=$3 log=$4 secs=$5 i
   shift 5
   cluster_plan "$n" "${CLUSTER_PORT_BASE:-}"
@@ -182,6 +209,7 @@ cluster_start() {  # BIN DIR N LOG SECS [FLAG...]
         echo "cluster_start: node $i did not become ready within ${secs}s" >&2
       else
         echo "cluster_start: node $i exited before it was ready" >&2
+        return 2
       fi
       return 1
     fi
