@@ -109,8 +109,8 @@ pub fn placementd_bin() -> Result<PathBuf> {
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(PathBuf::from(home).join(".cache/placementd/target/release/placementd"));
     }
-    // CARGO_MANIFEST_DIR is <workspace>/tests at compile time.
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/placementd"));
+    // CARGO_MANIFEST_DIR is <workspace>/tests.
+    candidates.push(placement_testkit::crate_dir!().join("../target/release/placementd"));
     for c in &candidates {
         if c.is_file() {
             return Ok(c.clone());

@@ -56,7 +56,7 @@ impl Haproxy {
     async fn start(bin: &PathBuf, cluster: &Cluster) -> Result<Haproxy> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib.sh");
+        let lib = placement_testkit::crate_dir!().join("../scripts/lib.sh");
         let ports: Vec<String> = cluster.nodes.iter().map(|n| n.port().to_string()).collect();
         let out = Command::new("bash")
             .arg("-c")

@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 
 use placementd_tests::{free_port, placementd_bin, Client, Node, Result};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/placement-conf");
+fn fixtures() -> PathBuf {
+    placement_testkit::crate_dir!().join("fixtures/placement-conf")
+}
 
 /// Copies a fixture into `dir` (with an empty `policy.yaml` beside it, as kolla-ansible
 /// installs one when it renders `policy_file`).
 fn install(fixture: &str, dir: &Path) -> Result<PathBuf> {
     let conf = dir.join("placement.conf");
-    std::fs::copy(Path::new(FIXTURES).join(fixture), &conf)?;
+    std::fs::copy(fixtures().join(fixture), &conf)?;
     std::fs::write(dir.join("policy.yaml"), "{}\n")?;
     Ok(conf)
 }

@@ -121,7 +121,7 @@ fn run(command: &mut Command) -> Result<Output> {
 
 /// The venv with the real Placement 16.0.0 (made by `scripts/placement-venv` if missing).
 fn placement_venv() -> Result<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/placement-venv");
+    let script = placement_testkit::crate_dir!().join("../scripts/placement-venv");
     let out = run(&mut Command::new(script))?;
     let path = String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -204,7 +204,7 @@ fn the_alerting_rules_pass_promtool() -> Result<()> {
     let Some(promtool) = tool_on_path("promtool", "prometheus")? else {
         return Ok(());
     };
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus");
+    let dir = placement_testkit::crate_dir!().join("../deploy/prometheus");
     for args in [
         ["check", "rules", "alerts.yml"],
         ["test", "rules", "alerts_test.yml"],

@@ -6,7 +6,6 @@
 //! placement-storage's `golden/formats.txt`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use openraft::entry::RaftEntry;
 use openraft::raft::{
@@ -160,7 +159,7 @@ fn samples() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_peer_message_matches_its_golden_bytes() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/peer.txt");
+    let path = placement_testkit::crate_dir!().join("golden/peer.txt");
     let version = format!("peer protocol {PEER_PROTOCOL_VERSION}");
     if let Err(e) = placement_types::golden::check(&path, &version, &samples()) {
         panic!("{e}");

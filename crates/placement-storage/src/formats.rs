@@ -9,7 +9,6 @@
 //! these bytes; so does a serde attribute or a bincode configuration change.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use openraft::entry::RaftEntry;
 use placement_core::Change;
@@ -362,7 +361,7 @@ fn samples() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_persisted_encoding_matches_its_golden_bytes() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/formats.txt");
+    let path = placement_testkit::crate_dir!().join("golden/formats.txt");
     let version = format!("storage {FORMAT_VERSION}, snapshot {SNAPSHOT_FORMAT}, log payload V1");
     if let Err(e) = placement_types::golden::check(&path, &version, &samples()) {
         panic!("{e}");

@@ -326,17 +326,37 @@ pub fn check_listed(dir: impl AsRef<Path>, listed: &[&str]) {
     );
 }
 
+/// The directory of the package whose test is running, read when the test runs, not when it
+/// was compiled: `env!("CARGO_MANIFEST_DIR")` is fixed at build time, so a test binary built
+/// in one clone and run from another (two clones sharing one cargo target directory, as CI's
+/// and a developer's may) would read the first clone's files, or find none. Cargo and
+/// nextest set the variable for every test they run; `built`, the value at build time, is the
+/// fallback for a binary started by hand. Call it through [`crate_dir!`].
+pub fn crate_dir(built: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(built))
+}
+
+/// [`crate_dir()`] of the calling package: `crate_dir!().join("golden/x.txt")`.
+#[macro_export]
+macro_rules! crate_dir {
+    () => {
+        $crate::crate_dir(env!("CARGO_MANIFEST_DIR"))
+    };
+}
+
 /// One `#[test]` per script: `golden_tests!(dir, runner; name, ...)` runs
 /// `runner(&Path)` on `dir/name.txt` in a test called `name`, and adds a test
 /// `every_script_is_listed` that fails when `dir` holds a script not in the list. `dir` is
-/// relative to the crate (`CARGO_MANIFEST_DIR`).
+/// relative to the crate ([`crate_dir!`]).
 #[macro_export]
 macro_rules! golden_tests {
     ($dir:literal, $runner:path; $($name:ident),+ $(,)?) => {
         $(
             #[test]
             fn $name() {
-                let path = ::std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                let path = $crate::crate_dir!()
                     .join($dir)
                     .join(concat!(stringify!($name), ".txt"));
                 $runner(&path);
@@ -346,7 +366,7 @@ macro_rules! golden_tests {
         #[test]
         fn every_script_is_listed() {
             $crate::check_listed(
-                ::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join($dir),
+                $crate::crate_dir!().join($dir),
                 &[$(stringify!($name)),+],
             );
         }

@@ -53,7 +53,7 @@ fn inline(document: &Value, schema: &Value) -> Value {
 
 /// `(path, method)` of every `.route("…", …)` in `src/handlers/*.rs`, methods lower case.
 fn routed() -> BTreeSet<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/handlers");
+    let dir = placement_testkit::crate_dir!().join("src/handlers");
     let method = regex::Regex::new(
         r"(?:^|[^A-Za-z0-9_])(get|post|put|delete|patch|head|options|trace)\s*\(",
     )

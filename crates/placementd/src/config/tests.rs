@@ -7,18 +7,14 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-const KOLLA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/placement-conf/kolla.conf"
-);
-const HELM: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/placement-conf/helm.conf"
-);
-const EXAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../deploy/placement.conf.example"
-);
+/// A file of the repository, by its path from the workspace root.
+fn repo_file(path: &str) -> PathBuf {
+    placement_testkit::crate_dir!().join("../..").join(path)
+}
+
+const KOLLA: &str = "tests/fixtures/placement-conf/kolla.conf";
+const HELM: &str = "tests/fixtures/placement-conf/helm.conf";
+const EXAMPLE: &str = "deploy/placement.conf.example";
 
 /// The path test texts are parsed as.
 const CONF: &str = "/etc/placement/placement.conf";
@@ -37,10 +33,12 @@ fn error(text: &str) -> String {
     }
 }
 
+/// Loads the repository's file `path` (see [`repo_file`]).
 fn load(path: &str) -> ConfigFile {
-    match ConfigFile::load(Path::new(path)) {
+    let path = repo_file(path);
+    match ConfigFile::load(&path) {
         Ok(config) => config,
-        Err(e) => panic!("{path} refused: {e}"),
+        Err(e) => panic!("{} refused: {e}", path.display()),
     }
 }
 
@@ -73,9 +71,8 @@ impl Drop for TempFile {
 #[test]
 fn kolla_ansible_placement_conf_loads() {
     let c = load(KOLLA);
-    let dir = Path::new(KOLLA)
-        .parent()
-        .expect("a fixture has a directory");
+    let kolla = repo_file(KOLLA);
+    let dir = kolla.parent().expect("a fixture has a directory");
     assert_eq!(c.default.debug, Some(false));
     assert_eq!(
         c.default.log_file,
