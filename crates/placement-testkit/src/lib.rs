@@ -377,6 +377,47 @@ macro_rules! golden_tests {
 mod tests {
     use super::*;
 
+    /// Every `.rs` file under `dir`, skipping build output.
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// `crate_dir!` is the one place that reads the build-time manifest directory: a test
+    /// that opens a repository file through it directly would again break in a clone that
+    /// shares a target directory with another (see [`crate_dir()`]).
+    #[test]
+    fn only_crate_dir_reads_the_build_time_manifest_dir() {
+        let root = crate_dir!().join("../..");
+        let mut files = Vec::new();
+        rust_files(&root.join("crates"), &mut files);
+        rust_files(&root.join("tests"), &mut files);
+        assert!(
+            files.len() > 20,
+            "found only {files:?} under {}",
+            root.display()
+        );
+        let needle = concat!("env!(", "\"CARGO_MANIFEST_DIR\")");
+        let offenders: Vec<_> = files
+            .iter()
+            .filter(|f| !f.ends_with("placement-testkit/src/lib.rs"))
+            .filter(|f| std::fs::read_to_string(f).is_ok_and(|text| text.contains(needle)))
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "use placement_testkit::crate_dir!() instead of {needle} in {offenders:?}"
+        );
+    }
+
     #[test]
     fn parses_commands_inputs_and_outputs() {
         let text = "# comment\nput a=1 b\n{\"x\": 1}\n----\nok\nmore\n\n# c\nget\n----\n";
