@@ -64,7 +64,7 @@ use rocksdb::{IteratorMode, WriteBatch, DB};
 use crate::dedup::RequestTable;
 use crate::error::{Error, Result};
 use crate::keys::{self, APPLIED, CF_SM_RECORDS, MEMBERSHIP, RECORD_KEY_END, RECORD_KEY_START};
-use crate::snapshot::{SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
+use crate::snapshot::{PacedFile, SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
 use crate::store::{cf, get_meta, put_meta, records_in_order, synced, unsynced};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -446,12 +446,12 @@ fn install_snapshot(
         use std::io::{Seek, Write};
         let source = data.file_mut();
         source.rewind()?;
-        let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut out = BufWriter::new(PacedFile::new(std::fs::File::create(&tmp)?));
         io::copy(source, &mut out)?;
         out.flush()?;
         let file = out.into_inner().map_err(|e| Error::Io(e.into_error()))?;
         // Synced: this file is published as the current snapshot after the install.
-        file.sync_all()?;
+        file.finish()?;
     }
 
     let mut reader = SnapshotReader::new(BufReader::new(std::fs::File::open(&tmp)?))?;
