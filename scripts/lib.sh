@@ -90,6 +90,11 @@ wait_http() {  # URL SECS [PID]
 #                      follower forwards: what scripts/bench measures as the forwarding
 #                      path). With `tls` the frontend serves HTTPS with the lb certificate
 #                      of cluster_pki
+# - cluster_snapshot BIN SECS   every member builds a snapshot (`placementd cluster
+#                      snapshot` on its peer port) and compacts its log; waits up to SECS
+#                      per member until its snapshot covers what it had applied when asked.
+#                      Returns 1 (with a message) if one does not. (Plain HTTP clusters
+#                      only: no cluster_pki.)
 # - stop_pids SECS PID...  TERM every PID, wait up to SECS for each, then KILL and reap
 
 free_ports() {  # N
@@ -283,6 +288,25 @@ CFG
 
 # The VM's steal time and all CPU time so far, in clock ticks (/proc/stat's first line): a
 # benchmark run with steal in it is slower for a reason outside its target.
+cluster_snapshot() {  # BIN SECS
+  local bin=$1 secs=$2 i want_idx have deadline peer
+  for ((i = 1; i <= ${#CLUSTER_API_PORTS[@]}; i++)); do
+    peer=127.0.0.1:${CLUSTER_PEER_PORTS[i - 1]}
+    want_idx=$(curl -s --max-time 2 "http://127.0.0.1:${CLUSTER_API_PORTS[i - 1]}/readyz" |
+                 python3 -c 'import json,sys; print(json.load(sys.stdin).get("applied_index") or 0)') || want_idx=
+    [[ -n $want_idx ]] || { echo "cluster_snapshot: node$i does not answer /readyz" >&2; return 1; }
+    "$bin" cluster --peer "$peer" snapshot >/dev/null || return 1
+    deadline=$((SECONDS + secs))
+    # `snapshot` only asks for one; the status says when it is there.
+    until have=$("$bin" cluster --peer "$peer" status |
+                   python3 -c 'import json,sys; print(json.load(sys.stdin).get("snapshot_index") or 0)') &&
+          ((have >= want_idx)); do
+      ((SECONDS < deadline)) || { echo "cluster_snapshot: node$i built no snapshot within $secs s" >&2; return 1; }
+      sleep 0.2
+    done
+  done
+}
+
 steal_total() { awk '/^cpu /{t=0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit}' /proc/stat; }
 steal_pct_since() {  # TOTAL (from steal_total): steal % of all CPU time since then
   awk -v a="$1" -v b="$(steal_total)" \
