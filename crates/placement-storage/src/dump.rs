@@ -20,7 +20,7 @@ use crate::keys::{
     MEMBERSHIP, NODE_ID, VOTE,
 };
 use crate::snapshot::SnapshotFile;
-use crate::store::{cf, records_in_order, DB_DIR, SNAPSHOT_DIR};
+use crate::store::{cf, DB_DIR, SNAPSHOT_DIR};
 use crate::types::Entry;
 
 /// What to print.
@@ -86,7 +86,7 @@ pub fn dump(dir: &Path, options: DumpOptions, out: &mut dyn Write) -> Result<()>
     let records = cf(&db, CF_SM_RECORDS)?;
     writeln!(out, "\n## state records")?;
     let mut requests = Vec::new();
-    for item in db.iterator_cf_opt(records, records_in_order(), IteratorMode::Start) {
+    for item in db.iterator_cf(records, IteratorMode::Start) {
         let (key, value) = item?;
         if keys::is_request_key(&key) {
             requests.push((key, value));

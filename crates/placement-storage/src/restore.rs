@@ -31,7 +31,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 use crate::error::{Error, Result};
 use crate::keys::{APPLIED, CF_RAFT_LOG, CF_SM_RECORDS, COMMITTED, LAST_PURGED, MEMBERSHIP, VOTE};
 use crate::snapshot::{SnapshotReader, SnapshotWriter};
-use crate::store::{cf, get_meta, put_meta, records_in_order, synced, Store};
+use crate::store::{cf, get_meta, put_meta, synced, Store};
 use crate::types::{LogId, Membership, NodeId, PeerNode, SnapshotMeta, StoredMembership, Vote};
 
 /// What [`restore`] restored.
@@ -50,7 +50,7 @@ pub fn restore(data_dir: &Path, node_id: NodeId, me: PeerNode, backup: &Path) ->
     let db = store.db();
     let empty_cf = |name| -> Result<bool> {
         Ok(db
-            .iterator_cf_opt(cf(db, name)?, records_in_order(), IteratorMode::Start)
+            .iterator_cf(cf(db, name)?, IteratorMode::Start)
             .next()
             .is_none())
     };

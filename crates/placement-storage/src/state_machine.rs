@@ -65,7 +65,7 @@ use crate::dedup::RequestTable;
 use crate::error::{Error, Result};
 use crate::keys::{self, APPLIED, CF_SM_RECORDS, MEMBERSHIP, RECORD_KEY_END, RECORD_KEY_START};
 use crate::snapshot::{PacedFile, SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
-use crate::store::{cf, get_meta, put_meta, records_in_order, synced, unsynced};
+use crate::store::{cf, get_meta, put_meta, synced, unsynced};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// The state readers see: the snapshot the state machine published last. Cheap to clone.
@@ -304,11 +304,7 @@ fn build_snapshot(db: &DB, snapshots: &SnapshotDir) -> Result<Snapshot> {
 
     let tmp = snapshots.tmp_path("build");
     let mut writer = SnapshotWriter::create(&tmp, &meta)?;
-    for item in view.iterator_cf_opt(
-        cf(db, CF_SM_RECORDS)?,
-        records_in_order(),
-        IteratorMode::Start,
-    ) {
+    for item in view.iterator_cf(cf(db, CF_SM_RECORDS)?, IteratorMode::Start) {
         let (key, value) = item?;
         writer.record(&key, &value)?;
     }
@@ -385,7 +381,7 @@ fn load_state(db: &DB) -> Result<(State, RequestTable, u64)> {
         let mut count = 0u64;
         let read = (|| -> Result<()> {
             let mut chunk = Vec::with_capacity(LOAD_CHUNK);
-            for item in db.iterator_cf_opt(records, records_in_order(), IteratorMode::Start) {
+            for item in db.iterator_cf(records, IteratorMode::Start) {
                 let (key, value) = item?;
                 count += 1;
                 chunk.push(if keys::is_request_key(&key) {

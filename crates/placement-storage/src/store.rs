@@ -13,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, MemtableFactory, Options, ReadOptions,
-    SliceTransform, WriteBatch, WriteOptions, DB,
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch, WriteOptions, DB,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::keys::{MetaKey, ALL_CFS, CF_SM_RECORDS, FORMAT, FORMAT_VERSION, NODE_ID};
+use crate::keys::{MetaKey, ALL_CFS, FORMAT, FORMAT_VERSION, NODE_ID};
 use crate::log_store::LogStore;
 use crate::snapshot::SnapshotDir;
 use crate::state_machine::StateMachine;
@@ -33,14 +32,6 @@ const MAX_TOTAL_WAL_SIZE: u64 = 256 << 20;
 
 /// How many RocksDB info-log files to keep in the database directory.
 const KEEP_INFO_LOG_FILES: usize = 5;
-
-/// The longest record key: a tag and the 16 bytes of a UUID (`keys.rs`); a name key may be
-/// longer, and its first bytes then pick its bucket.
-const RECORD_PREFIX_LEN: usize = 17;
-
-/// Hash buckets of the record column family's memtable (see [`records_options`]): about one
-/// per record written between two flushes, 8 bytes each.
-const RECORD_MEMTABLE_BUCKETS: usize = 1 << 20;
 
 /// Directory names inside the data directory.
 pub(crate) const DB_DIR: &str = "rocksdb";
@@ -58,41 +49,6 @@ pub(crate) fn synced() -> WriteOptions {
 /// WAL write reaches the OS before returning) because they can be rebuilt from synced data.
 pub(crate) fn unsynced() -> WriteOptions {
     WriteOptions::default()
-}
-
-/// Read options for iterating the record column family in key order (snapshots, the load at
-/// start, dumps, the restore check). Its memtable is hashed by key ([`records_options`]): an
-/// iterator over it without total-order seek silently skips whatever the memtable still
-/// holds, so every scan of `sm_records` must use these options.
-pub(crate) fn records_in_order() -> ReadOptions {
-    let mut opts = ReadOptions::default();
-    opts.set_total_order_seek(true);
-    opts
-}
-
-/// The record column family's options. Its keys are random (UUIDs, request ids), and in
-/// RocksDB's default skip-list memtable each insert of a random key walks the list through
-/// cache misses: the largest single cost of applying a write on a follower (19 % of its CPU
-/// in the profile of `docs/benchmarks.md` section 2). A hash memtable with one bucket per
-/// key (the prefix is the whole record key, at most [`RECORD_PREFIX_LEN`] bytes) makes each
-/// insert a hash and a short list of that key's versions. Nothing reads a single record back
-/// from the database (the state is in memory); the few full scans pay with a sort of the
-/// memtable instead ([`records_in_order`]). The memtable layout is not on disk: a data
-/// directory written with the default one opens unchanged.
-fn records_options() -> Options {
-    let mut opts = Options::default();
-    opts.set_compression_type(DBCompressionType::Lz4);
-    opts.set_prefix_extractor(SliceTransform::create(
-        "placementd.record_key",
-        |key| &key[..key.len().min(RECORD_PREFIX_LEN)],
-        None,
-    ));
-    opts.set_memtable_factory(MemtableFactory::HashSkipList {
-        bucket_count: RECORD_MEMTABLE_BUCKETS,
-        height: 4,
-        branching_factor: 4,
-    });
-    opts
 }
 
 /// A column family handle; missing ones are a bug (every CF is opened in [`Store::open`]).
@@ -153,16 +109,9 @@ impl Store {
         opts.set_max_total_wal_size(MAX_TOTAL_WAL_SIZE);
         opts.set_keep_log_file_num(KEEP_INFO_LOG_FILES);
         opts.set_compression_type(DBCompressionType::Lz4);
-        // A hash memtable (records_options) takes writes from one thread at a time.
-        opts.set_allow_concurrent_memtable_write(false);
         let cfs = ALL_CFS.iter().map(|name| {
-            let cf_opts = if *name == CF_SM_RECORDS {
-                records_options()
-            } else {
-                let mut cf_opts = Options::default();
-                cf_opts.set_compression_type(DBCompressionType::Lz4);
-                cf_opts
-            };
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(|source| Error::Open {
