@@ -295,13 +295,19 @@ cluster_snapshot() {  # BIN SECS
     want_idx=$(curl -s --max-time 2 "http://127.0.0.1:${CLUSTER_API_PORTS[i - 1]}/readyz" |
                  python3 -c 'import json,sys; print(json.load(sys.stdin).get("applied_index") or 0)') || want_idx=
     [[ -n $want_idx ]] || { echo "cluster_snapshot: node$i does not answer /readyz" >&2; return 1; }
-    "$bin" cluster --peer "$peer" snapshot >/dev/null || return 1
     deadline=$((SECONDS + secs))
-    # `snapshot` only asks for one; the status says when it is there.
+    # `snapshot` only asks for one, and a request that comes while the node is building one
+    # (its own, every 100,000 entries) is dropped: ask again every 5 s until the status
+    # shows a snapshot at or past what the node had applied.
+    local asked=-5
     until have=$("$bin" cluster --peer "$peer" status |
                    python3 -c 'import json,sys; print(json.load(sys.stdin).get("snapshot_index") or 0)') &&
           ((have >= want_idx)); do
       ((SECONDS < deadline)) || { echo "cluster_snapshot: node$i built no snapshot within $secs s" >&2; return 1; }
+      if ((SECONDS - asked >= 5)); then
+        "$bin" cluster --peer "$peer" snapshot >/dev/null || return 1
+        asked=$SECONDS
+      fi
       sleep 0.2
     done
   done
