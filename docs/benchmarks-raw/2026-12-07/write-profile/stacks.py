@@ -6,6 +6,10 @@
     stacks.py under STACKS PATTERN [DEPTH]    the frames DEPTH (1) below the outermost match
     stacks.py leaves STACKS PATTERN [N] [MID] the leaves of matching stacks (N most common,
                                               25), each with its first frame matching MID
+    stacks.py folded STACKS                   one line per distinct stack, root first, with
+                                              the thread name as its root frame and the
+                                              sample count last (the input of
+                                              inferno-flamegraph or flamegraph.pl)
 """
 import collections
 import re
@@ -29,6 +33,32 @@ def read_stacks(path):
     if cur:
         stacks.append(cur)
     return stacks
+
+
+def folded(path):
+    """Collapsed stacks: `thread;outermost;...;leaf count`."""
+    counts, comm, cur = collections.Counter(), None, []
+
+    def done():
+        if comm is not None and cur:
+            frames = [comm] + [f.replace(";", ":") for f in reversed(cur)]
+            counts[";".join(frames)] += 1
+
+    for line in open(path, errors="replace"):
+        line = line.rstrip("\n")
+        if not line.strip():
+            done()
+            comm, cur = None, []
+        elif line.startswith(("\t", " ")):
+            parts = line.strip().split(" ", 1)
+            cur.append(parts[1] if len(parts) > 1 else parts[0])
+        else:
+            done()
+            # the header line: `comm tid` (a thread name may hold spaces)
+            comm, cur = re.sub(r"\s+\d+\s*$", "", line.strip()).replace(";", ":") or "?", []
+    done()
+    for stack, count in sorted(counts.items()):
+        print(stack, count)
 
 
 def short(frame, generic, width):
@@ -81,6 +111,9 @@ def leaves(stacks, pattern, n=25, mid=None):
 
 if __name__ == "__main__":
     mode, path, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if mode == "folded":
+        folded(path)
+        sys.exit(0)
     stacks = read_stacks(path)
     if mode == "fold":
         fold(stacks, args)
