@@ -286,10 +286,8 @@ CFG
   done
 }
 
-# The VM's steal time and all CPU time so far, in clock ticks (/proc/stat's first line): a
-# benchmark run with steal in it is slower for a reason outside its target.
 cluster_snapshot() {  # BIN SECS
-  local bin=$1 secs=$2 i want_idx have deadline peer
+  local bin=$1 secs=$2 i want_idx have deadline peer asked
   for ((i = 1; i <= ${#CLUSTER_API_PORTS[@]}; i++)); do
     peer=127.0.0.1:${CLUSTER_PEER_PORTS[i - 1]}
     want_idx=$(curl -s --max-time 2 "http://127.0.0.1:${CLUSTER_API_PORTS[i - 1]}/readyz" |
@@ -299,7 +297,7 @@ cluster_snapshot() {  # BIN SECS
     # `snapshot` only asks for one, and a request that comes while the node is building one
     # (its own, every 100,000 entries) is dropped: ask again every 5 s until the status
     # shows a snapshot at or past what the node had applied.
-    local asked=-5
+    asked=-5
     until have=$("$bin" cluster --peer "$peer" status |
                    python3 -c 'import json,sys; print(json.load(sys.stdin).get("snapshot_index") or 0)') &&
           ((have >= want_idx)); do
@@ -313,6 +311,8 @@ cluster_snapshot() {  # BIN SECS
   done
 }
 
+# The VM's steal time and all CPU time so far, in clock ticks (/proc/stat's first line): a
+# benchmark run with steal in it is slower for a reason outside its target.
 steal_total() { awk '/^cpu /{t=0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit}' /proc/stat; }
 steal_pct_since() {  # TOTAL (from steal_total): steal % of all CPU time since then
   awk -v a="$1" -v b="$(steal_total)" \
