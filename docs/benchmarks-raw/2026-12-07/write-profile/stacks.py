@@ -16,47 +16,37 @@ import re
 import sys
 
 
-def read_stacks(path):
-    """Every sample's frames, leaf first."""
-    stacks, cur = [], []
+def read_samples(path):
+    """Every sample as (thread name, frames leaf first)."""
+    samples, comm, cur = [], None, []
     for line in open(path, errors="replace"):
         line = line.rstrip("\n")
         if not line.strip():
             if cur:
-                stacks.append(cur)
-            cur = []
-        elif line.startswith(("\t", " ")):
-            parts = line.strip().split(" ", 1)
-            cur.append(parts[1] if len(parts) > 1 else parts[0])
-        else:
-            cur = []
-    if cur:
-        stacks.append(cur)
-    return stacks
-
-
-def folded(path):
-    """Collapsed stacks: `thread;outermost;...;leaf count`."""
-    counts, comm, cur = collections.Counter(), None, []
-
-    def done():
-        if comm is not None and cur:
-            frames = [comm] + [f.replace(";", ":") for f in reversed(cur)]
-            counts[";".join(frames)] += 1
-
-    for line in open(path, errors="replace"):
-        line = line.rstrip("\n")
-        if not line.strip():
-            done()
+                samples.append((comm, cur))
             comm, cur = None, []
         elif line.startswith(("\t", " ")):
             parts = line.strip().split(" ", 1)
             cur.append(parts[1] if len(parts) > 1 else parts[0])
         else:
-            done()
             # the header line: `comm tid` (a thread name may hold spaces)
-            comm, cur = re.sub(r"\s+\d+\s*$", "", line.strip()).replace(";", ":") or "?", []
-    done()
+            comm, cur = re.sub(r"\s+\d+\s*$", "", line.strip()) or "?", []
+    if cur:
+        samples.append((comm, cur))
+    return samples
+
+
+def read_stacks(path):
+    """Every sample's frames, leaf first."""
+    return [frames for _, frames in read_samples(path)]
+
+
+def folded(path):
+    """Collapsed stacks: `thread;outermost;...;leaf count`."""
+    counts = collections.Counter()
+    for comm, frames in read_samples(path):
+        stack = [comm or "?"] + list(reversed(frames))
+        counts[";".join(f.replace(";", ":") for f in stack)] += 1
     for stack, count in sorted(counts.items()):
         print(stack, count)
 
