@@ -59,11 +59,14 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use placement_core::{Applied, State};
 use placement_types::{ApplyResult, DomainError, LogPayload, Outcome, Request};
-use rocksdb::{IteratorMode, WriteBatch, DB};
+use rocksdb::{FlushOptions, IteratorMode, WriteBatch, DB};
 
 use crate::dedup::RequestTable;
 use crate::error::{Error, Result};
-use crate::keys::{self, APPLIED, CF_SM_RECORDS, MEMBERSHIP, RECORD_KEY_END, RECORD_KEY_START};
+use crate::keys::{
+    self, APPLIED, CF_RAFT_META, CF_SM_META, CF_SM_RECORDS, MEMBERSHIP, RECORD_KEY_END,
+    RECORD_KEY_START,
+};
 use crate::snapshot::{PacedFile, SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
 use crate::store::{cf, get_meta, put_meta, synced, unsynced};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -104,7 +107,16 @@ pub struct StateMachine {
     requests: RequestTable,
     applied: Option<LogId>,
     membership: StoredMembership,
+    /// Entries applied since the metadata column families were last flushed.
+    since_meta_flush: u64,
 }
+
+/// Applied entries between flushes of the two metadata column families. Each holds a few
+/// keys rewritten by every batch, so its memtable never fills; unflushed, it keeps every WAL
+/// file since its last flush alive (RocksDB flushes it only when the WAL passes
+/// `max_total_wal_size`), and a node killed with -9 replays all of them (up to 256 MiB,
+/// about 4 s at 100,000 providers). 16,384 entries are about 12 MB of WAL.
+pub(crate) const META_FLUSH_EVERY: u64 = 16_384;
 
 impl std::fmt::Debug for StateMachine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,6 +148,7 @@ impl StateMachine {
             requests,
             applied,
             membership,
+            since_meta_flush: 0,
         })
     }
 
@@ -269,6 +282,21 @@ impl StateMachine {
                     changes: Vec::new(),
                 }
             }
+        }
+    }
+
+    /// Asks RocksDB to flush the metadata column families, without waiting (see
+    /// [`META_FLUSH_EVERY`]). Only bounds the WAL a restart replays: a failure is logged, and
+    /// the WAL keeps everything durable either way.
+    fn flush_meta(&self) {
+        let flush = || -> Result<()> {
+            let mut opts = FlushOptions::default();
+            opts.set_wait(false);
+            let metas = [cf(&self.db, CF_RAFT_META)?, cf(&self.db, CF_SM_META)?];
+            Ok(self.db.flush_cfs_opt(&metas, &opts)?)
+        };
+        if let Err(e) = flush() {
+            tracing::warn!(error = %e, "flushing the metadata column families failed");
         }
     }
 
@@ -521,6 +549,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // Before any client is answered: a read after the write must see it.
         self.shared.publish(&self.working);
+        self.since_meta_flush += applied;
+        if self.since_meta_flush >= META_FLUSH_EVERY {
+            self.since_meta_flush = 0;
+            self.flush_meta();
+        }
         placement_metrics::catalog::APPLY.observe_since(started);
         placement_metrics::catalog::APPLY_ENTRIES.observe(applied);
         for (responder, result) in answers {

@@ -554,3 +554,68 @@ async fn a_backup_restores_into_an_empty_directory_as_a_one_node_cluster() {
     let again = crate::restore(target.path(), 7, me, &backup);
     assert!(matches!(again, Err(crate::Error::Restore(_))), "{again:?}");
 }
+
+// ---- what a restart replays ----------------------------------------------------------------
+
+/// Polls the number of level-0 files of `name` until `done` holds (`secs` at most).
+fn level0_files_until(
+    store: &Store,
+    name: &'static str,
+    secs: u64,
+    done: impl Fn(u64) -> bool,
+) -> u64 {
+    let db = store.db();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let handle = crate::store::cf(db, name).expect("column family");
+        let files = db
+            .property_int_value_cf(handle, "rocksdb.num-files-at-level0")
+            .expect("property")
+            .expect("known property");
+        if done(files) || std::time::Instant::now() > deadline {
+            return files;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn compactions_wait_for_the_state_rebuild() {
+    let dir = TempDir::new().expect("tempdir");
+    drop(Store::open(dir.path()).expect("create"));
+    let store = Store::open_loading(dir.path()).expect("open");
+    let db = store.db();
+    let log = crate::store::cf(db, crate::keys::CF_RAFT_LOG).expect("raft_log");
+    // Five level-0 files: one more than RocksDB's default compaction trigger.
+    for i in 0u64..5 {
+        db.put_cf(log, i.to_be_bytes(), b"entry").expect("put");
+        db.flush_cf(log).expect("flush");
+    }
+    let paused = level0_files_until(&store, crate::keys::CF_RAFT_LOG, 1, |n| n < 5);
+    assert_eq!(paused, 5, "no compaction before the state is loaded");
+    let _sm = store.state_machine().expect("load");
+    let resumed = level0_files_until(&store, crate::keys::CF_RAFT_LOG, 10, |n| n < 5);
+    assert!(
+        resumed < 5,
+        "compactions run once loaded: {resumed} level-0 files"
+    );
+}
+
+#[tokio::test]
+async fn metadata_is_flushed_every_so_many_entries() {
+    let dir = TempDir::new().expect("tempdir");
+    let (store, mut sm) = open(&dir);
+    let every = crate::state_machine::META_FLUSH_EVERY;
+    apply_all(
+        &mut sm,
+        (1..every).map(|i| Entry::new_blank(log_id(i))).collect(),
+    )
+    .await;
+    let before = level0_files_until(&store, crate::keys::CF_SM_META, 0, |_| true);
+    assert_eq!(before, 0, "nothing flushed yet");
+    apply_all(&mut sm, vec![Entry::new_blank(log_id(every))]).await;
+    for name in [crate::keys::CF_SM_META, crate::keys::CF_RAFT_META] {
+        let after = level0_files_until(&store, name, 10, |n| n > 0);
+        assert!(after > 0, "{name} flushed after {every} entries");
+    }
+}

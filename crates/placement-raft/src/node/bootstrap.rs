@@ -41,7 +41,7 @@ impl PlacementNode {
         let dir = config.data_dir.clone();
         // Opening RocksDB and rebuilding the in-memory state are blocking and may take a while.
         let (store, sm) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-            let store = Store::open(&dir)?;
+            let store = Store::open_loading(&dir)?;
             store.bind_node_id(id)?;
             // A vote beyond the sane bounds can only come from a forged vote request that an
             // older version granted; openraft would overflow the term at the next election
