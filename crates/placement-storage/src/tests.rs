@@ -619,3 +619,133 @@ async fn metadata_is_flushed_every_so_many_entries() {
         assert!(after > 0, "{name} flushed after {every} entries");
     }
 }
+
+// ---- a measurement, not a test ---------------------------------------------------------
+
+/// CPU of the process (all threads: apply and RocksDB's own), from /proc/self/stat.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .expect("fields")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+/// Apply cost of allocation writes whose request ids are random (UUIDv4-like) or in time
+/// order (UUIDv7-like): the remembered outcome is keyed by the id. Run with
+/// `cargo nextest run --release -p placement-storage --run-ignored only -E 'test(apply_cost)' --no-capture`.
+#[tokio::test]
+#[ignore = "a measurement"]
+async fn apply_cost_by_request_id_order() {
+    const PROVIDERS: u64 = 10_000;
+    const WARM: u64 = 100_000;
+    const TIMED: u64 = 100_000;
+    const BATCH: usize = 25;
+    for round in 1..=2 {
+        for ordered in [false, true] {
+            let dir = TempDir::new().expect("tempdir");
+            let (_store, mut sm) = open(&dir);
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ round;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let mut index = 0u64;
+            let mut entry = |command: Command, rand: &mut dyn FnMut() -> u64| {
+                index += 1;
+                let id = if ordered {
+                    Uuid::from_u128((u128::from(index) << 64) | u128::from(rand()))
+                } else {
+                    Uuid::from_u128((u128::from(rand()) << 64) | u128::from(rand()))
+                };
+                let at = Timestamp(1_700_000_000_000_000 + index as i64);
+                Entry::new_normal(log_id(index), LogPayload::V1(Request { id, at, command }))
+            };
+            let provider = |i: u64| Uuid::from_u128(0x5000_0000_0000 + u128::from(i));
+            let mut setup = Vec::new();
+            for i in 0..PROVIDERS {
+                let uuid = provider(i);
+                setup.push(entry(
+                    Command::CreateProvider {
+                        uuid,
+                        name: format!("cn-{i}"),
+                        parent: None,
+                    },
+                    &mut next,
+                ));
+                setup.push(entry(
+                    Command::SetInventories {
+                        provider: uuid,
+                        generation: 0,
+                        inventories: BTreeMap::from([
+                            ("VCPU".to_string(), Inventory::with_total(1_000_000)),
+                            (
+                                "MEMORY_MB".to_string(),
+                                Inventory::with_total(1_000_000_000),
+                            ),
+                            ("DISK_GB".to_string(), Inventory::with_total(1_000_000)),
+                        ]),
+                    },
+                    &mut next,
+                ));
+            }
+            for chunk in setup.chunks(1000) {
+                apply_all(&mut sm, chunk.to_vec()).await;
+            }
+            let mut write = |n: u64| -> Vec<Entry> {
+                (0..n)
+                    .map(|_| {
+                        let rp = provider(next() % PROVIDERS);
+                        let consumer =
+                            Uuid::from_u128((u128::from(next()) << 64) | u128::from(next()));
+                        let alloc = |rc: &str, used| Allocation {
+                            provider: rp,
+                            resource_class: rc.into(),
+                            used,
+                        };
+                        entry(
+                            Command::WriteAllocations {
+                                consumers: vec![ConsumerWrite {
+                                    consumer,
+                                    project_id: "p".into(),
+                                    user_id: "u".into(),
+                                    generation: GenerationCheck::Expect(None),
+                                    consumer_type: ConsumerTypeWrite::Keep,
+                                    allocations: vec![
+                                        alloc("VCPU", 1),
+                                        alloc("MEMORY_MB", 512),
+                                        alloc("DISK_GB", 1),
+                                    ],
+                                }],
+                            },
+                            &mut next,
+                        )
+                    })
+                    .collect()
+            };
+            let warm = write(WARM);
+            for chunk in warm.chunks(BATCH) {
+                apply_all(&mut sm, chunk.to_vec()).await;
+            }
+            let timed = write(TIMED);
+            let (cpu0, wall0) = (process_cpu_s(), std::time::Instant::now());
+            for chunk in timed.chunks(BATCH) {
+                apply_all(&mut sm, chunk.to_vec()).await;
+            }
+            let (cpu, wall) = (process_cpu_s() - cpu0, wall0.elapsed().as_secs_f64());
+            println!(
+                "round {round} ids {}: {TIMED} writes, {:.2} us CPU and {:.2} us wall per write",
+                if ordered { "ordered" } else { "random " },
+                cpu * 1e6 / TIMED as f64,
+                wall * 1e6 / TIMED as f64
+            );
+        }
+    }
+}
