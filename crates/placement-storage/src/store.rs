@@ -225,6 +225,7 @@ impl Store {
 
     /// The state machine, with its in-memory [`placement_core::State`] rebuilt from the
     /// records column family.
+    ///
     /// Starts background compactions if [`Store::open_loading`] left them off.
     pub fn state_machine(&self) -> Result<StateMachine> {
         let sm = StateMachine::open(self.db.clone(), self.snapshots.clone())?;

@@ -557,21 +557,25 @@ async fn a_backup_restores_into_an_empty_directory_as_a_one_node_cluster() {
 
 // ---- what a restart replays ----------------------------------------------------------------
 
-/// Polls the number of level-0 files of `name` until `done` holds (`secs` at most).
+/// The number of level-0 files of the column family `name`.
+fn level0_files(store: &Store, name: &'static str) -> u64 {
+    let db = store.db();
+    let handle = crate::store::cf(db, name).expect("column family");
+    db.property_int_value_cf(handle, "rocksdb.num-files-at-level0")
+        .expect("property")
+        .expect("known property")
+}
+
+/// Polls [`level0_files`] until `done` holds (`secs` at most); returns the last count.
 fn level0_files_until(
     store: &Store,
     name: &'static str,
     secs: u64,
     done: impl Fn(u64) -> bool,
 ) -> u64 {
-    let db = store.db();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
-        let handle = crate::store::cf(db, name).expect("column family");
-        let files = db
-            .property_int_value_cf(handle, "rocksdb.num-files-at-level0")
-            .expect("property")
-            .expect("known property");
+        let files = level0_files(store, name);
         if done(files) || std::time::Instant::now() > deadline {
             return files;
         }
@@ -611,7 +615,7 @@ async fn metadata_is_flushed_every_so_many_entries() {
         (1..every).map(|i| Entry::new_blank(log_id(i))).collect(),
     )
     .await;
-    let before = level0_files_until(&store, crate::keys::CF_SM_META, 0, |_| true);
+    let before = level0_files(&store, crate::keys::CF_SM_META);
     assert_eq!(before, 0, "nothing flushed yet");
     apply_all(&mut sm, vec![Entry::new_blank(log_id(every))]).await;
     for name in [crate::keys::CF_SM_META, crate::keys::CF_RAFT_META] {
@@ -638,7 +642,8 @@ fn process_cpu_s() -> f64 {
 
 /// Apply cost of allocation writes whose request ids are random (UUIDv4-like) or in time
 /// order (UUIDv7-like): the remembered outcome is keyed by the id. Run with
-/// `cargo nextest run --release -p placement-storage --run-ignored only -E 'test(apply_cost)' --no-capture`.
+/// `cargo nextest run --release --workspace --run-ignored only -E 'test(apply_cost)'
+/// --no-capture` (`--workspace`, not `-p`: another feature set rebuilds RocksDB).
 #[tokio::test]
 #[ignore = "a measurement"]
 async fn apply_cost_by_request_id_order() {
