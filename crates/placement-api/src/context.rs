@@ -1,7 +1,8 @@
 //! The per-request pipeline that wraps every handler, in Placement's middleware order:
 //!
-//! 1. **request id** — `req-<uuid4>`, returned in `openstack-request-id` and
-//!    `x-openstack-request-id`, shown in error bodies, and used as `Request.id` for writes.
+//! 1. **request id** — `req-<uuid7>` (time-ordered, see `pipeline`), returned in
+//!    `openstack-request-id` and `x-openstack-request-id`, shown in error bodies, and used as
+//!    `Request.id` for writes.
 //!    An incoming `X-Openstack-Request-Id` of exactly the form `req-<uuid>` (lowercase hex,
 //!    oslo.context's `_UUID_RE`) is the caller's **global request id**: logged with the local
 //!    one, never echoed (the answer names the local id, as oslo.middleware's `request_id`
@@ -524,7 +525,12 @@ pub(crate) async fn pipeline(
     req: Request<Body>,
     next: Next,
 ) -> Response {
-    let request_id = Uuid::new_v4();
+    // Time-ordered (UUIDv7): the state machine keeps each write's outcome under its request
+    // id (`placement-storage/src/dedup.rs`) and evicts the oldest, so ordered ids put both at
+    // the ends of one key range instead of two random places in the memtable (12 % less apply
+    // CPU per write in `docs/benchmarks-raw/2026-12-07/request-id-v7-ab/`). Clients still see
+    // `req-` + a UUID; the id only names a request, it guards nothing.
+    let request_id = Uuid::now_v7();
     let mut log = RequestLog {
         request_id: format!("req-{request_id}"),
         global_request_id: global_request_id(req.headers()),

@@ -179,13 +179,13 @@ fn substitute(text: &str) -> String {
     out
 }
 
-/// Masks what varies between runs: fixture uuids read `{name}`, other version-4 uuids
-/// `<uuid>` (request ids, generated uuids).
+/// Masks what varies between runs: fixture uuids read `{name}`, other version-4 and -7
+/// uuids `<uuid>` (generated uuids; request ids, which are time-ordered).
 fn mask(text: &str) -> String {
     let named = World::names(text);
     let mut out = String::with_capacity(named.len());
     let mut rest = named.as_str();
-    while let Some(i) = find_v4(rest) {
+    while let Some(i) = find_generated(rest) {
         out.push_str(&rest[..i]);
         out.push_str("<uuid>");
         rest = &rest[i + 36..];
@@ -194,12 +194,12 @@ fn mask(text: &str) -> String {
     out
 }
 
-fn find_v4(text: &str) -> Option<usize> {
+fn find_generated(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     (0..b.len().saturating_sub(35)).find(|&i| {
         let s = &text[i..i + 36];
         s.is_char_boundary(0)
-            && uuid::Uuid::parse_str(s).is_ok_and(|u| u.get_version_num() == 4)
+            && uuid::Uuid::parse_str(s).is_ok_and(|u| matches!(u.get_version_num(), 4 | 7))
             && s.as_bytes()[8] == b'-'
     })
 }
