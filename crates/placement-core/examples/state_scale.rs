@@ -1,6 +1,6 @@
 //! What a node's in-memory [`State`] costs at cloud scale: the time to rebuild it from its
-//! records with [`State::insert_record`] (a restart, or a snapshot install), the memory it
-//! then holds, and the cost of one allocation write.
+//! records with a [`Rebuild`] (a restart, or a snapshot install), the memory it then holds,
+//! and the cost of one allocation write.
 //!
 //!     cargo run --release -p placement-core --example state_scale -- [N] [CONSUMERS] [WRITES]
 //!
@@ -23,7 +23,7 @@ mod support;
 
 use std::time::Instant;
 
-use placement_core::{apply, Record, State};
+use placement_core::{apply, Rebuild, Record, State};
 use placement_types::{
     Command, ConsumerTypeWrite, ConsumerWrite, GenerationCheck, Request, Timestamp, Uuid,
 };
@@ -80,22 +80,23 @@ fn main() {
 
     // The records move into the state (their strings are not copied), so the resident set
     // after the last one is in, minus the one before any was generated, is the state's.
-    let mut state = State::new();
+    let mut rebuild = Rebuild::new();
     let t = Instant::now();
     for r in provider_records {
-        state.insert_record(r);
+        rebuild.insert(r);
     }
     let providers_took = t.elapsed();
     let t = Instant::now();
     for r in consumer_records {
-        state.insert_record(r);
+        rebuild.insert(r);
     }
+    let mut state = rebuild.finish();
     let consumers_took = t.elapsed();
     // The consumer records are gone now; what remains of the generated vectors is the
     // provider half's buffer (freed) and the moved contents.
     let rss_state = rss();
     println!(
-        "insert_record: providers {:.2?} ({:.0} ns each), consumers {:.2?} ({:.0} ns each), \
+        "rebuild: providers {:.2?} ({:.0} ns each), consumers {:.2?} ({:.0} ns each), \
          total {:.2?}",
         providers_took,
         providers_took.as_nanos() as f64 / n_providers as f64,

@@ -19,4 +19,4 @@ pub mod query;
 pub mod state;
 
 pub use apply::{apply, Applied};
-pub use state::{Change, Record, State};
+pub use state::{Change, Rebuild, Record, State};
