@@ -127,6 +127,16 @@ impl Store {
         opts.set_max_total_wal_size(MAX_TOTAL_WAL_SIZE);
         opts.set_keep_log_file_num(KEEP_INFO_LOG_FILES);
         opts.set_compression_type(DBCompressionType::Lz4);
+        // After a crash, keep the memtables the WAL replay rebuilt instead of writing them out
+        // as new table files before the open returns (they are flushed as they fill, like
+        // any other; the WAL files stay until then). The crate has no setter for this
+        // option; RocksDB's option-string parser sets it on a copy of `opts`.
+        let opts = opts
+            .get_options_from_string("avoid_flush_during_recovery=true")
+            .map_err(|source| Error::Open {
+                path: db_path.clone(),
+                source,
+            })?;
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(DBCompressionType::Lz4);

@@ -605,6 +605,31 @@ fn compactions_wait_for_the_state_rebuild() {
     );
 }
 
+#[test]
+fn a_wal_replay_writes_no_table_files() {
+    let dir = TempDir::new().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("create");
+        let db = store.db();
+        let records = crate::store::cf(db, crate::keys::CF_SM_RECORDS).expect("sm_records");
+        db.put_cf(records, b"\x04replayed", b"row").expect("put");
+        // Closed without a flush: the row is only in the WAL, as after a kill.
+    }
+    let store = Store::open_loading(dir.path()).expect("reopen");
+    let db = store.db();
+    let records = crate::store::cf(db, crate::keys::CF_SM_RECORDS).expect("sm_records");
+    assert_eq!(
+        db.get_cf(records, b"\x04replayed").expect("get").as_deref(),
+        Some(&b"row"[..]),
+        "the replay kept the row"
+    );
+    assert_eq!(
+        level0_files(&store, crate::keys::CF_SM_RECORDS),
+        0,
+        "the replayed memtable stays in memory"
+    );
+}
+
 #[tokio::test]
 async fn metadata_is_flushed_every_so_many_entries() {
     let dir = TempDir::new().expect("tempdir");
