@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch, WriteOptions, DB,
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions, Options, WriteBatch,
+    WriteOptions, DB,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -254,11 +255,21 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every write so far durable (fsyncs the WAL). Used at shutdown, so that a clean
-    /// stop never depends on replaying the log.
+    /// Makes every write so far durable (fsyncs the WAL), then writes the memtables out to
+    /// table files. Used at shutdown: a clean stop never depends on replaying the Raft log,
+    /// and the next start has no WAL to replay either (the open keeps a replayed memtable in
+    /// memory, `avoid_flush_during_recovery`, so without this a restart after a crash
+    /// would replay the same WAL again at the next clean restart).
     pub fn sync(&self) -> Result<()> {
         // Synced: this is the explicit durability point for everything written unsynced.
         self.db.flush_wal(true)?;
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| cf(&self.db, name))
+            .collect::<Result<Vec<_>>>()?;
+        let mut wait = FlushOptions::default();
+        wait.set_wait(true);
+        self.db.flush_cfs_opt(&cfs, &wait)?;
         Ok(())
     }
 }

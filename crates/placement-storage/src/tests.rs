@@ -630,6 +630,22 @@ fn a_wal_replay_writes_no_table_files() {
     );
 }
 
+#[test]
+fn a_clean_stop_leaves_no_wal_to_replay() {
+    let dir = TempDir::new().expect("tempdir");
+    let store = Store::open(dir.path()).expect("create");
+    let db = store.db();
+    let records = crate::store::cf(db, crate::keys::CF_SM_RECORDS).expect("sm_records");
+    db.put_cf(records, b"\x04written", b"row").expect("put");
+    assert_eq!(level0_files(&store, crate::keys::CF_SM_RECORDS), 0);
+    store.sync().expect("sync");
+    assert_eq!(
+        level0_files(&store, crate::keys::CF_SM_RECORDS),
+        1,
+        "the memtable was written out"
+    );
+}
+
 #[tokio::test]
 async fn metadata_is_flushed_every_so_many_entries() {
     let dir = TempDir::new().expect("tempdir");
