@@ -59,7 +59,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use placement_core::{Applied, Rebuild, State};
 use placement_types::{ApplyResult, DomainError, LogPayload, Outcome, Request};
-use rocksdb::{FlushOptions, IteratorMode, ReadOptions, WriteBatch, DB};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use crate::dedup::RequestTable;
 use crate::error::{Error, Result};
@@ -68,7 +68,7 @@ use crate::keys::{
     RECORD_KEY_START,
 };
 use crate::snapshot::{PacedFile, SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
-use crate::store::{cf, get_meta, put_meta, synced, unsynced};
+use crate::store::{cf, flush, get_meta, put_meta, synced, unsynced};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// The state readers see: the snapshot the state machine published last. Cheap to clone.
@@ -289,13 +289,7 @@ impl StateMachine {
     /// [`META_FLUSH_EVERY`]). Only bounds the WAL a restart replays: a failure is logged, and
     /// the WAL keeps everything durable either way.
     fn flush_meta(&self) {
-        let flush = || -> Result<()> {
-            let mut opts = FlushOptions::default();
-            opts.set_wait(false);
-            let metas = [cf(&self.db, CF_RAFT_META)?, cf(&self.db, CF_SM_META)?];
-            Ok(self.db.flush_cfs_opt(&metas, &opts)?)
-        };
-        if let Err(e) = flush() {
+        if let Err(e) = flush(&self.db, &[CF_RAFT_META, CF_SM_META], false) {
             tracing::warn!(error = %e, "flushing the metadata column families failed");
         }
     }
