@@ -52,6 +52,7 @@ mod forward;
 pub mod guard;
 mod node;
 mod observe;
+mod read_rounds;
 mod transport;
 
 pub use config::{

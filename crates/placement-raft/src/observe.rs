@@ -59,13 +59,21 @@ impl PlacementNode {
         Ok(self.store().sst_bytes()?)
     }
 
-    /// Starts the task that counts leader changes (see the module doc).
+    /// Starts the task that counts leader changes (see the module doc) and keeps
+    /// [`PlacementNode::sole_voter`] current.
     pub(crate) fn spawn_leader_watch(&self) {
         let mut metrics = self.raft().metrics();
+        let (id, sole_voter) = (self.id(), self.sole_voter_flag());
         tokio::spawn(async move {
             let mut last: Option<NodeId> = None;
             loop {
-                let leader = metrics.borrow_watched().current_leader;
+                let (leader, alone) = {
+                    let m = metrics.borrow_watched();
+                    let mut voters = m.membership_config.membership().voter_ids();
+                    let alone = voters.next() == Some(id) && voters.next().is_none();
+                    (m.current_leader, alone)
+                };
+                sole_voter.store(alone, std::sync::atomic::Ordering::Relaxed);
                 if leader.is_some() && leader != last {
                     catalog::RAFT_LEADER_CHANGES.inc();
                 }

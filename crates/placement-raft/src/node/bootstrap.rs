@@ -12,6 +12,7 @@ use placement_storage::{PeerNode, StateMachine, Store, TypeConfig};
 
 use crate::config::raft_config_with;
 use crate::forward::Forwarder;
+use crate::read_rounds::ReadRounds;
 use crate::transport::{PeerClient, PeerNetwork};
 use crate::Error;
 
@@ -84,6 +85,8 @@ impl PlacementNode {
             state,
             store,
             forwarder: Forwarder::spawn(peers.clone()),
+            reads: ReadRounds::default(),
+            sole_voter: Arc::default(),
             peers,
             snapshot_slot: Arc::new(tokio::sync::Semaphore::new(1)),
         };

@@ -24,7 +24,8 @@
 //! member leads, and retried there (`writes.rs::on_leader`, `unless_leader_moves`).
 //! [`PlacementNode::read_barrier`] is ReadIndex everywhere: a follower asks the leader for
 //! its read index over the peer port (the leader confirms its leadership with a quorum
-//! first), waits until it has applied that far, then reads locally.
+//! first), waits until it has applied that far, then reads locally. Concurrent reads share
+//! one read index round (`read_rounds.rs`).
 //!
 //! Every call that waits on the cluster has a deadline; a timeout is reported as an error the
 //! API turns into 503, never a hang.
@@ -38,6 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ use placement_storage::{NodeId, PeerNode, SharedState, StateMachine, Store, Type
 use crate::config::{ELECTION_TIMEOUT_MAX_MS, SNAPSHOT_EVERY_ENTRIES};
 use crate::forward::Forwarder;
 use crate::guard::{MembershipView, Refusal, Sender};
+use crate::read_rounds::ReadRounds;
 use crate::transport::{Peer, PeerClient, PeerLink};
 use crate::Error;
 
@@ -227,6 +230,12 @@ pub struct PlacementNode {
     peers: PeerClient,
     /// Writes forwarded to the leader, batched (`forward.rs`).
     forwarder: Forwarder,
+    /// Read index rounds shared by concurrent reads (`read_rounds.rs`).
+    reads: ReadRounds,
+    /// Whether this node is the only voter, kept by the leader watch (`observe.rs`): its
+    /// reads then need no quorum round, so there is nothing for them to share. Only a
+    /// shortcut: the barrier is correct either way.
+    sole_voter: Arc<AtomicBool>,
     /// One snapshot is received at a time.
     snapshot_slot: Arc<tokio::sync::Semaphore>,
 }
@@ -293,6 +302,15 @@ impl PlacementNode {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// Whether this node is the only voter, as the leader watch last saw it.
+    pub(crate) fn sole_voter(&self) -> bool {
+        self.sole_voter.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn sole_voter_flag(&self) -> Arc<AtomicBool> {
+        self.sole_voter.clone()
     }
 
     /// Runs `f` on the current state (one applied prefix of the log). It reads a snapshot:

@@ -192,6 +192,16 @@ impl PlacementNode {
 
     /// Waits until this node has applied entry `index`.
     pub(super) async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), Error> {
+        // Mostly it is applied already: look before setting up a wait on the metrics.
+        let applied = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|l| l.index);
+        if applied >= Some(index) {
+            return Ok(());
+        }
         self.raft
             .wait(Some(timeout))
             .applied_index_at_least(Some(index), "read or forwarded write")
@@ -233,27 +243,61 @@ impl PlacementNode {
     /// Returns once this node's state includes every write acknowledged anywhere before the
     /// call (ReadIndex: the leader confirms its leadership with a quorum; this node then
     /// waits until it has applied up to the leader's read index). On a follower the read
-    /// index comes from the leader over the peer port. Retries across leader changes until
-    /// [`READ_BARRIER_TIMEOUT`].
+    /// index comes from the leader over the peer port. Concurrent reads share one read index
+    /// round (`read_rounds.rs`). Retries across leader changes until [`READ_BARRIER_TIMEOUT`].
     pub async fn read_barrier(&self) -> Result<(), Error> {
         self.on_leader(
             READ_BARRIER_TIMEOUT,
             || format!("read barrier not reached within {READ_BARRIER_TIMEOUT:?}"),
             |leader, remaining| async move {
-                match leader {
-                    Leader::Here => self.local_read_barrier().await,
-                    Leader::At(peer) => {
-                        let index = self.peers.read_index(&peer, remaining).await??;
-                        self.wait_applied(index, remaining).await
-                    }
+                if matches!(leader, Leader::Here) && self.sole_voter() {
+                    // Leadership needs no quorum round here: nothing to share.
+                    return self.local_read_barrier().await;
                 }
+                let shared = self.reads.read_index(|| self.read_index_round());
+                let index = tokio::time::timeout(remaining, shared)
+                    .await
+                    .map_err(|_| {
+                        Error::Timeout(format!("no read index within {READ_BARRIER_TIMEOUT:?}"))
+                    })??;
+                self.wait_applied(index, remaining).await
             },
         )
         .await
     }
 
-    /// The leader's half of a follower read: confirm leadership with a quorum and return the
-    /// index the reader must have applied.
+    /// ReadIndex on the leader of a one-node cluster: immediate, but for the wait until
+    /// applied.
+    async fn local_read_barrier(&self) -> Result<(), Error> {
+        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        match tokio::time::timeout(READ_BARRIER_TIMEOUT, barrier).await {
+            Err(_) => Err(Error::Timeout(format!(
+                "read barrier not reached within {READ_BARRIER_TIMEOUT:?}"
+            ))),
+            Ok(Ok(_read_log_id)) => Ok(()),
+            Ok(Err(e)) => Err(linearizable_error(e)),
+        }
+    }
+
+    /// One read index round, for every read that shares it: from this node if it leads,
+    /// else from the leader over the peer port (abandoned if another member takes over).
+    async fn read_index_round(&self) -> Result<u64, Error> {
+        match self.leader() {
+            Some(Leader::Here) => self.leader_read_index().await,
+            Some(Leader::At(peer)) => {
+                let id = peer.id;
+                let call = self.peers.read_index(&peer, READ_BARRIER_TIMEOUT);
+                Ok(self.unless_leader_moves(id, call).await???)
+            }
+            None => Err(Error::NotLeader {
+                leader: None,
+                leader_api_addr: None,
+            }),
+        }
+    }
+
+    /// The leader's half of a read: confirm leadership with a quorum and return the index
+    /// the reader must have applied.
     pub(crate) async fn leader_read_index(&self) -> Result<u64, Error> {
         let linearizer = self.raft.get_read_linearizer(ReadPolicy::ReadIndex);
         match tokio::time::timeout(READ_BARRIER_TIMEOUT, linearizer).await {
@@ -261,18 +305,6 @@ impl PlacementNode {
                 "leadership not confirmed within {READ_BARRIER_TIMEOUT:?}"
             ))),
             Ok(Ok(l)) => Ok(l.read_log_id().index()),
-            Ok(Err(e)) => Err(linearizable_error(e)),
-        }
-    }
-
-    /// ReadIndex on the leader itself.
-    pub(super) async fn local_read_barrier(&self) -> Result<(), Error> {
-        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
-        match tokio::time::timeout(READ_BARRIER_TIMEOUT, barrier).await {
-            Err(_) => Err(Error::Timeout(format!(
-                "read barrier not reached within {READ_BARRIER_TIMEOUT:?}"
-            ))),
-            Ok(Ok(_read_log_id)) => Ok(()),
             Ok(Err(e)) => Err(linearizable_error(e)),
         }
     }
