@@ -212,7 +212,12 @@ mod tests {
         let source = Arc::new(Source::default());
         source.index.store(1, Ordering::SeqCst);
         let read = |rounds: Arc<ReadRounds>, source: Arc<Source>| {
-            tokio::spawn(async move { rounds.read_index(|| source.round()).await.expect("read index") })
+            tokio::spawn(async move {
+                rounds
+                    .read_index(|| source.round())
+                    .await
+                    .expect("read index")
+            })
         };
         let first = read(rounds.clone(), source.clone());
         settle().await;

@@ -14,6 +14,7 @@
 //! of one tree are dropped (the search's `nested_aware`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -47,11 +48,20 @@ const GROUP_PAT_1_33: &str = "[a-zA-Z0-9_-]{1,64}";
 /// The four group keys, in Placement's schema order.
 const GROUP_KEYS: [&str; 4] = ["resources", "required", "member_of", "in_tree"];
 
+/// The query-string schema at the request's microversion, built once per microversion
+/// (also read by [`crate::openapi`]).
+pub(crate) fn query_schema(ctx: &Ctx) -> &'static Value {
+    const VERSIONS: usize = crate::context::MAX_VERSION.minor as usize + 1;
+    static SCHEMAS: [OnceLock<Value>; VERSIONS] = [const { OnceLock::new() }; VERSIONS];
+    let minor = ctx.version.minor.min(crate::context::MAX_VERSION.minor);
+    SCHEMAS[minor as usize].get_or_init(|| build_query_schema(ctx))
+}
+
 /// The query-string schema of a microversion (`schemas/allocation_candidate.py`), its keys in
 /// the order of Placement's dicts (each version a `deepcopy` of the one before, with keys
 /// added at the end and `patternProperties` after `additionalProperties` from 1.25): the
 /// order decides which error is reported first among equals, and how the schema prints.
-pub(crate) fn query_schema(ctx: &Ctx) -> Value {
+fn build_query_schema(ctx: &Ctx) -> Value {
     let mut props = Map::new();
     if !ctx.at_least(25) {
         props.insert("resources".into(), json!({"type": "string"}));
@@ -349,7 +359,7 @@ async fn list<B: Backend>(
     }
     ctx.check_accept()?;
     ctx.authorize("placement:allocation_candidates:list")?;
-    q.validate(&query_schema(&ctx))?;
+    q.validate(query_schema(&ctx))?;
     let mut req = CandidateRequest {
         nested_aware: ctx.at_least(29),
         max_candidates: st.config.max_allocation_candidates,
@@ -774,7 +784,7 @@ mod tests {
     fn query_schema_keys_are_in_placements_order() {
         let bogus = json!({"resources": "VCPU:1", "bogus": "1"});
         let text = |minor: u32| {
-            crate::schema::validate(&query_schema(&ctx_at(minor)), &bogus)
+            crate::schema::validate(query_schema(&ctx_at(minor)), &bogus)
                 .expect_err("bogus is not allowed")
                 .replace('\n', " ")
         };

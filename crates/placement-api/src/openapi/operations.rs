@@ -711,7 +711,10 @@ pub(super) fn all() -> Vec<Operation> {
         )
         .tag("Allocation candidates")
         .since(10)
-        .query_with_patterns(allocation_candidates::query_schema, "request_groups")
+        .query_with_patterns(
+            |c| allocation_candidates::query_schema(c).clone(),
+            "request_groups",
+        )
         .answers(vec![json(
             200,
             "Allocation requests and the summaries of their providers.",
