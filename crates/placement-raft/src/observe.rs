@@ -69,8 +69,7 @@ impl PlacementNode {
             loop {
                 let (leader, alone) = {
                     let m = metrics.borrow_watched();
-                    let mut voters = m.membership_config.membership().voter_ids();
-                    let alone = voters.next() == Some(id) && voters.next().is_none();
+                    let alone = m.membership_config.membership().voter_ids().eq([id]);
                     (m.current_leader, alone)
                 };
                 sole_voter.store(alone, std::sync::atomic::Ordering::Relaxed);
