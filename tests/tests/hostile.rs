@@ -14,6 +14,7 @@
 //! | 8. no TLS | every TLS test; `certificates_are_reloaded_without_a_restart` |
 //! | 9. candidates without `limit` | `a_huge_candidates_query_neither_explodes_nor_holds_up_writes` |
 //! | 10. data directory 0755, files 0644 | `the_data_directory_is_private_to_the_user` |
+//! | (peer channels, since) the same guards and bounds as HTTP | `a_peer_channel_meets_the_same_guards_and_bounds` |
 //!
 //! Every hostile request goes to loopback ports of processes the test started.
 
@@ -421,6 +422,111 @@ async fn hostile_bytes_on_every_peer_endpoint_fail_safely() -> Result<()> {
     let oversized = vec![0u8; placement_raft::MAX_PEER_BODY + 1];
     expect_post(&member, target, paths::APPEND, oversized, Some(413)).await?;
     assert!(answered > 900, "{answered}");
+    assert_eq!(members_of(target)?, vec![1, 2, 3]);
+    still_serving(&cluster).await
+}
+
+/// A channel to `node`'s peer port, presenting `name`'s certificate of `pki`.
+async fn channel_as(
+    pki: &Pki,
+    name: &str,
+    node: &Node,
+) -> std::result::Result<placement_net::Channel, placement_net::ChannelError> {
+    let (cert, key) = pki.files(name);
+    let paths = placement_net::TlsPaths {
+        cert,
+        key,
+        ca: Some(pki.ca()),
+    };
+    let tls = placement_net::TlsSource::load("test", paths, placement_net::TlsRole::Peer)
+        .map_err(|e| placement_net::ChannelError::Connect(e.to_string()))?;
+    let client = tls.client().ok_or_else(|| {
+        placement_net::ChannelError::Connect("no client configuration".to_string())
+    })?;
+    let server = placement_net::node_name(node.node_id());
+    let addr = node
+        .peer_addr()
+        .map_err(|e| placement_net::ChannelError::Connect(e.to_string()))?;
+    placement_net::Channel::dial(
+        &addr,
+        Some((client, server)),
+        CALL_TIMEOUT,
+        placement_raft::MAX_CHANNEL_FRAME,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_channel_meets_the_same_guards_and_bounds() -> Result<()> {
+    let cluster = Cluster::start(3).await?;
+    let pki = cluster.nodes[0].pki().cloned().ok_or("TLS cluster")?;
+    let leader = cluster.leader(LEADER_TIMEOUT).await?;
+    let target = &cluster.nodes[(leader + 1) % 3];
+
+    // A certificate of the CA for a node that is not a member: the channel opens (the
+    // handshake checks the CA, as for HTTP), and every call on it is refused as over HTTP.
+    pki.issue_node(9, &["127.0.0.1:1".into()])?;
+    let outsider = channel_as(&pki, "node9", target).await?;
+    let write = forged_provider();
+    for (path, body) in [
+        (paths::WRITE, write),
+        (paths::READ_INDEX, encode(&())?),
+        (paths::VOTE, vote_request(1_000, 9)),
+        (paths::PRE_VOTE, vote_request(1_000, 9)),
+        (
+            paths::MEMBERSHIP,
+            encode(&MembershipChange::Remove { id: 1 })?,
+        ),
+    ] {
+        let answer = outsider.call(path, body, CALL_TIMEOUT).await?;
+        assert_eq!(
+            answer.status, 403,
+            "{path} from a non-member over a channel"
+        );
+    }
+    // A member's certificate speaks only for its node.
+    let node2 = channel_as(&pki, "node2", &cluster.nodes[0]).await?;
+    let answer = node2
+        .call(paths::VOTE, vote_request(1_000, 3), CALL_TIMEOUT)
+        .await?;
+    assert_eq!(answer.status, 403);
+    // Hostile bodies over a member's channel: answered like over HTTP, never a broken node.
+    let member = channel_as(&pki, "node2", target).await?;
+    let valid_append = encode(&AppendEntriesRequest::<TypeConfig> {
+        vote: Vote::new_committed(1, 2),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    })?;
+    let mut answered = 0usize;
+    for (i, (path, valid)) in [
+        (paths::APPEND, valid_append),
+        (paths::VOTE, vote_request(1, 2)),
+        (paths::READ_INDEX, encode(&())?),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for body in hostile_bodies(&valid, 0x51_7CC1_B727_220A ^ i as u64) {
+            let answer = member.call(path, body.clone(), CALL_TIMEOUT).await?;
+            assert!(
+                matches!(answer.status, 200 | 400 | 403 | 503),
+                "{path}: {} for {body:?}",
+                answer.status
+            );
+            answered += 1;
+        }
+    }
+    assert!(answered > 300, "{answered}");
+    // A body larger than any peer message may be: the router's limit answers, as over HTTP.
+    let oversized = vec![0u8; placement_raft::MAX_PEER_BODY + 1];
+    let answer = member.call(paths::APPEND, oversized, CALL_TIMEOUT).await?;
+    assert_eq!(answer.status, 413);
+    // The channel is still good after all that.
+    let answer = member
+        .call(paths::READ_INDEX, encode(&())?, CALL_TIMEOUT)
+        .await?;
+    assert_eq!(answer.status, 200);
     assert_eq!(members_of(target)?, vec![1, 2, 3]);
     still_serving(&cluster).await
 }

@@ -25,6 +25,7 @@
 //! authenticate with tokens).
 
 pub mod certs;
+pub mod channel;
 pub mod head_guard;
 pub mod identity;
 pub mod layers;
@@ -32,6 +33,7 @@ pub mod reload;
 pub mod serve;
 pub mod tls;
 
+pub use channel::{Channel, ChannelError, ChannelLimits};
 pub use identity::{identity_of, node_name, parse_node_name, ConnInfo, Identity};
 pub use serve::{serve, ServeConfig};
 pub use tls::{TlsError, TlsPaths, TlsRole, TlsSource};

@@ -37,6 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::channel::{self, ChannelLimits, Prefixed, Speaks};
 use crate::head_guard::{HeadGuard, RENAMED_CONTENT_LENGTH};
 use crate::identity::{identity_of, ConnInfo};
 use crate::tls::TlsSource;
@@ -74,6 +75,9 @@ pub struct ServeConfig {
     /// After shutdown begins, how long requests in flight may take to finish; connections
     /// still open then are left to the process's exit.
     pub drain_timeout: Duration,
+    /// Whether the port also takes [`crate::channel`]s, and their bounds (`None`: HTTP
+    /// only, and a connection's first bytes go straight to hyper).
+    pub channels: Option<ChannelLimits>,
 }
 
 impl ServeConfig {
@@ -87,6 +91,7 @@ impl ServeConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            channels: None,
         }
     }
 }
@@ -103,6 +108,8 @@ pub async fn serve(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
+    // Channels are not hyper connections: they watch this instead.
+    let (closing, closing_seen) = tokio::sync::watch::channel(false);
     let shed = ShedLog::default();
     tokio::pin!(shutdown);
     loop {
@@ -125,13 +132,15 @@ pub async fn serve(
             continue;
         };
         let watcher = graceful.watcher();
-        let (app, config) = (app.clone(), config.clone());
+        let (app, config, closing) = (app.clone(), config.clone(), closing_seen.clone());
         tokio::spawn(async move {
-            connection(stream, remote, app, &config, watcher).await;
+            let ends = Ends { watcher, closing };
+            connection(stream, remote, app, &config, ends).await;
             drop(slot);
         });
     }
     drop(listener);
+    let _ = closing.send(true);
     if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
         .await
         .is_err()
@@ -168,12 +177,19 @@ impl ShedLog {
     }
 }
 
+/// How a connection learns that the port shuts down: hyper's graceful watcher, or for a
+/// channel the port's closing flag.
+struct Ends {
+    watcher: Watcher,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
 async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
     app: Router,
     config: &ServeConfig,
-    watcher: Watcher,
+    ends: Ends,
 ) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = &config.tls else {
@@ -182,7 +198,7 @@ async fn connection(
             tls: false,
             client: None,
         };
-        return http(stream, info, app, config, watcher).await;
+        return speak(stream, info, app, config, ends).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server());
     let stream = match tokio::time::timeout(config.handshake_timeout, acceptor.accept(stream)).await
@@ -218,7 +234,28 @@ async fn connection(
         tls: true,
         client,
     };
-    http(stream, info, app, config, watcher).await
+    speak(stream, info, app, config, ends).await
+}
+
+/// Serves a connection as HTTP or, on a port that takes them and when its first bytes are
+/// the preamble, as a channel.
+async fn speak<IO>(mut io: IO, info: ConnInfo, app: Router, config: &ServeConfig, ends: Ends)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(limits) = &config.channels else {
+        return http(io, info, app, config, ends.watcher).await;
+    };
+    match channel::sniff(&mut io, config.header_timeout).await {
+        Speaks::Nothing => {}
+        Speaks::Other(seen) => http(Prefixed::new(seen, io), info, app, config, ends.watcher).await,
+        Speaks::Channel(after) => {
+            // Not hyper's: the graceful watcher would wait for it.
+            drop(ends.watcher);
+            let io = Prefixed::new(after, io);
+            channel::serve_channel(io, info, app, limits, ends.closing, config.name).await
+        }
+    }
 }
 
 async fn http<IO>(io: IO, info: ConnInfo, app: Router, config: &ServeConfig, watcher: Watcher)

@@ -19,8 +19,9 @@
 //! - **Tuning is named** (`config.rs`), with the reason for each value.
 //!
 //! - **Two ports per node.** The peer port ([`peer_router`], served by the binary) carries
-//!   Raft RPCs, streamed snapshots, forwarded writes and read-index requests as bincode over
-//!   HTTP with pooled keep-alive connections (`transport/`: `wire.rs` the messages,
+//!   Raft RPCs, streamed snapshots, forwarded writes and read-index requests as bincode:
+//!   each call a frame on one persistent multiplexed channel per member
+//!   (`placement_net::channel`), snapshots over HTTP (`transport/`: `wire.rs` the messages,
 //!   `client.rs` the client, `server.rs` the server, `link.rs` what carries the bytes). Any
 //!   member serves writes (forwarded to the leader, deduplicated by request id) and
 //!   linearizable reads (read index from the leader).
@@ -70,10 +71,10 @@ pub use observe::ReplicationLag;
 pub use placement_storage::{dump, restore, DumpOptions, NodeId, PeerNode, Restored, TypeConfig};
 pub use transport::memory;
 pub use transport::{
-    file_chunks, paths, peer_router, Forwarded, HttpLink, Member, MembershipChange,
+    file_chunks, paths, peer_router, ChannelLink, Forwarded, HttpLink, Member, MembershipChange,
     MembershipOutcome, Peer, PeerBody, PeerClient, PeerConnection, PeerError, PeerLink,
     PeerNetwork, PeerReply, SnapshotHeader, TransportError, APPEND_TIMEOUT, CONNECT_TIMEOUT,
-    MAX_APPEND_BYTES, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY, MAX_SNAPSHOT_BYTES,
+    MAX_APPEND_BYTES, MAX_CHANNEL_FRAME, MAX_FORWARDS_IN_FLIGHT, MAX_PEER_BODY, MAX_SNAPSHOT_BYTES,
     PEER_PROTOCOL_VERSION, PEER_REQUEST_TIMEOUT, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,
     SNAPSHOT_STALL_TIMEOUT,
 };

@@ -326,7 +326,11 @@ async fn run(settings: Settings) -> Result<(), String> {
             tls = peer_tls.is_some(),
             "serving the peer port"
         );
-        let serve = args.serve_config("peer", peer_tls.clone());
+        let mut serve = args.serve_config("peer", peer_tls.clone());
+        // Members call each other over channels (`placement_raft::ChannelLink`).
+        serve.channels = Some(placement_net::ChannelLimits::new(
+            placement_raft::MAX_CHANNEL_FRAME,
+        ));
         tokio::spawn(placement_net::serve(listener, app, serve, async move {
             let _ = peer_stopped.await;
         }))

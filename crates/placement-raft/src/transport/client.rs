@@ -41,7 +41,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::guard;
 
-use super::http::HttpLink;
+use super::channel::ChannelLink;
 use super::link::{PeerBody, PeerLink};
 use super::wire::{
     paths, Forwarded, MembershipChange, MembershipOutcome, Peer, PeerError, SnapshotHeader,
@@ -93,10 +93,10 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    /// A client that calls members over HTTP: with TLS when `tls` (the peer port's
-    /// configuration) is given, in plaintext otherwise.
+    /// A client that calls members over peer channels (HTTP where a channel cannot go):
+    /// with TLS when `tls` (the peer port's configuration) is given, in plaintext otherwise.
     pub fn new(tls: Option<Arc<TlsSource>>) -> Result<Self, crate::Error> {
-        Ok(Self::over(Arc::new(HttpLink::new(tls)?)))
+        Ok(Self::over(Arc::new(ChannelLink::new(tls)?)))
     }
 
     /// A client whose calls travel over `link` (an in-process [`MemoryNetwork`] in tests).

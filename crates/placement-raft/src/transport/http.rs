@@ -1,5 +1,7 @@
-//! [`HttpLink`]: the production [`PeerLink`], HTTP/1.1 over TCP with pooled keep-alive
-//! connections, and mutual TLS when the peer port has it.
+//! [`HttpLink`]: a [`PeerLink`] of HTTP/1.1 over TCP with pooled keep-alive connections,
+//! and mutual TLS when the peer port has it. Production calls go over channels
+//! ([`ChannelLink`](super::channel::ChannelLink)), which use this link for snapshot streams
+//! and for members that do not take channels.
 //!
 //! # TLS and who is called
 //! With TLS a member is called as `https://node<ID>/...`: the name resolves to the address

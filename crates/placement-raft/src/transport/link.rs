@@ -5,7 +5,10 @@
 //! status and a body. What the messages mean — encoding, bounds on answers, error mapping,
 //! snapshot framing, batching — is the same whatever carries them, and lives in
 //! [`PeerClient`](super::PeerClient). Only the carrying differs:
-//! - [`HttpLink`](super::http::HttpLink): HTTP/1.1 over TCP, with mutual TLS in production;
+//! - [`ChannelLink`](super::channel::ChannelLink): a persistent multiplexed channel per
+//!   member, with mutual TLS, in production; it sends snapshot streams, and calls to members
+//!   that do not take channels, over
+//! - [`HttpLink`](super::http::HttpLink): HTTP/1.1 over TCP, with mutual TLS;
 //! - [`MemoryNetwork`](super::memory::MemoryNetwork): the target node's own peer router
 //!   called in-process, with dropped, delayed and partitioned messages on demand, so that
 //!   several nodes run in one test process.

@@ -4,13 +4,15 @@
 //!   `golden/peer.txt`;
 //! - `client.rs`: calls to another member (Raft RPCs, snapshot streaming, forwarded writes,
 //!   read indexes, membership changes): what each call means, over a link;
-//! - `link.rs`: [`PeerLink`], what carries a call's bytes; `http.rs` its production
-//!   implementation (pooled HTTP/1.1 connections, with mutual TLS), `memory.rs` an in-process
-//!   one for tests that run several members in one process, with dropped, delayed and
-//!   partitioned messages;
+//! - `link.rs`: [`PeerLink`], what carries a call's bytes; `channel.rs` its production
+//!   implementation (one persistent multiplexed connection per member, with mutual TLS),
+//!   which falls back to `http.rs` (pooled HTTP/1.1 connections) for snapshot streams and
+//!   members that do not take channels; `memory.rs` an in-process one for tests that run
+//!   several members in one process, with dropped, delayed and partitioned messages;
 //! - `server.rs`: the axum router of this node's peer port, which bounds, checks and
 //!   dispatches what arrives.
 
+mod channel;
 mod client;
 mod http;
 mod link;
@@ -18,6 +20,7 @@ pub mod memory;
 mod server;
 mod wire;
 
+pub use channel::{ChannelLink, MAX_CHANNEL_FRAME};
 pub use client::{
     file_chunks, PeerClient, PeerConnection, PeerNetwork, TransportError, APPEND_TIMEOUT,
     CONNECT_TIMEOUT, MAX_APPEND_BYTES, POOL_IDLE_TIMEOUT, SNAPSHOT_CHUNK,

@@ -2,13 +2,14 @@
 //! by the client (`client.rs`) and the server (`server.rs`). Pinned by `golden/peer.txt`
 //! (`formats.rs`): a change needs a [`PEER_PROTOCOL_VERSION`] bump.
 //!
-//! Every call is an HTTP/1.1 `POST` to a member's peer port (paths in [`paths`]) whose body
+//! Every call is a `POST` to a path of a member's peer port (paths in [`paths`]) whose body
 //! is the bincode encoding (`placement_types::encode`) of the request and whose `200`
-//! response body is the bincode encoding of a `Result<response, PeerError>`. HTTP is only the
-//! framing: keep-alive connections are pooled per peer by one shared `PeerClient`
-//! (reqwest over hyper), so a heartbeat or an append costs one round trip, not a TCP
-//! handshake. Any non-200 status, an answer larger than [`crate::MAX_PEER_BODY`] or one that
-//! does not decode is a transport error.
+//! answer body is the bincode encoding of a `Result<response, PeerError>`. What carries the
+//! call is only framing: a frame on the persistent channel to the member
+//! (`placement_net::channel`, `channel.rs`), or, for snapshot streams and members that do
+//! not take channels, an HTTP/1.1 request on a pooled keep-alive connection (`http.rs`). The
+//! peer port serves both from one router. Any status but 200, an answer larger than
+//! [`crate::MAX_PEER_BODY`] or one that does not decode is a transport error.
 
 use placement_storage::{NodeId, PeerNode, SnapshotMeta, Vote};
 use placement_types::{Origin, Request};
