@@ -104,6 +104,8 @@ pub struct Store {
     db: Arc<DB>,
     snapshots: Arc<SnapshotDir>,
     path: PathBuf,
+    /// The log's most recent entries, shared by every [`LogStore`] handle of this store.
+    recent: Arc<std::sync::Mutex<crate::log_store::Recent>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -191,6 +193,7 @@ impl Store {
         Ok(Store {
             db: Arc::new(db),
             snapshots: Arc::new(snapshots),
+            recent: Arc::default(),
             path,
         })
     }
@@ -244,7 +247,13 @@ impl Store {
     }
 
     pub fn log_store(&self) -> LogStore {
-        LogStore::new(self.db.clone())
+        LogStore::new(self.db.clone(), self.recent.clone())
+    }
+
+    /// A log store with no recent entries of its own: every read goes to RocksDB.
+    #[cfg(test)]
+    pub(crate) fn uncached_log_store(&self) -> LogStore {
+        LogStore::new(self.db.clone(), Arc::default())
     }
 
     /// The state machine, with its in-memory [`placement_core::State`] rebuilt from the

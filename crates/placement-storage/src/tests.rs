@@ -473,6 +473,98 @@ async fn appended_batch_survives_reopen() {
     assert_eq!(entries.len(), 30);
 }
 
+/// Every read of the log through the store's recent entries equals the same read from
+/// RocksDB alone, through appends, a truncation, a purge, a new term and more entries than
+/// the recent ones hold.
+#[tokio::test]
+async fn recent_entries_always_read_as_the_log() {
+    let dir = TempDir::new().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut log = store.log_store();
+    let rocks = store.uncached_log_store();
+    let trait_at = |term: u64, index: u64| {
+        Entry::new_normal(
+            openraft::testing::log_id::<TypeConfig>(term, 1, index),
+            LogPayload::V1(request(
+                u128::from(index),
+                Command::EnsureTrait {
+                    name: format!("CUSTOM_T{term}_{index}"),
+                },
+            )),
+        )
+    };
+    async fn append(log: &mut LogStore, entries: Vec<Entry>) {
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append(entries, openraft::storage::IOFlushed::signal(tx))
+            .await
+            .expect("append");
+        rx.await.expect("callback called").expect("append durable");
+    }
+    async fn same(log: &LogStore, rocks: &LogStore, ranges: &[(u64, u64)]) -> usize {
+        let mut longest = 0;
+        for &(start, end) in ranges {
+            let mut a = log.clone();
+            let mut b = rocks.clone();
+            let cached = openraft::RaftLogReader::try_get_log_entries(&mut a, start..end)
+                .await
+                .expect("read");
+            let stored = openraft::RaftLogReader::try_get_log_entries(&mut b, start..end)
+                .await
+                .expect("read");
+            let bytes = |e: &[Entry]| placement_types::encode(&e).expect("encode");
+            assert_eq!(bytes(&cached), bytes(&stored), "{start}..{end}");
+            longest = longest.max(cached.len());
+        }
+        longest
+    }
+    let ranges = [
+        (0, 10_000),
+        (1, 2),
+        (40, 60),
+        (79, 85),
+        (95, 200),
+        (500, 600),
+    ];
+    for first in (1..=100).step_by(7) {
+        let batch = (first..(first + 7).min(101))
+            .map(|i| trait_at(1, i))
+            .collect();
+        append(&mut log, batch).await;
+    }
+    assert_eq!(same(&log, &rocks, &ranges).await, 100);
+    log.truncate_after(Some(log_id(80)))
+        .await
+        .expect("truncate");
+    assert_eq!(same(&log, &rocks, &ranges).await, 80);
+    append(&mut log, (81..=90).map(|i| trait_at(2, i)).collect()).await;
+    assert_eq!(same(&log, &rocks, &ranges).await, 90);
+    log.purge(log_id(30)).await.expect("purge");
+    assert_eq!(same(&log, &rocks, &ranges).await, 60);
+    // More than the recent entries hold: older reads go to RocksDB, and still agree.
+    let last = 90 + crate::log_store::RECENT_MAX_ENTRIES as u64 + 500;
+    let mut next = 91;
+    while next <= last {
+        let end = (next + 499).min(last);
+        append(&mut log, (next..=end).map(|i| trait_at(2, i)).collect()).await;
+        next = end + 1;
+    }
+    let tail = [
+        (31, last + 1),
+        (100, 200),
+        (last - 10, last + 5),
+        (last - 600, last - 400),
+    ];
+    assert_eq!(same(&log, &rocks, &tail).await, (last - 30) as usize);
+    // After a restart nothing is cached, and the first append starts a new run.
+    drop((log, rocks, store));
+    let store = Store::open(dir.path()).expect("reopen");
+    let mut log = store.log_store();
+    let rocks = store.uncached_log_store();
+    append(&mut log, vec![trait_at(3, last + 1)]).await;
+    let tail = [(31, last + 2), (last, last + 2), (last + 1, last + 2)];
+    assert_eq!(same(&log, &rocks, &tail).await, (last - 29) as usize);
+}
+
 #[test]
 fn node_id_is_bound_once() {
     let dir = TempDir::new().expect("tempdir");
