@@ -9,6 +9,10 @@
 //! - **hyper's parser gets the last word, except on one header** ([`head_guard`]): a
 //!   `Content-Length` hyper would refuse with a bare 400 is renamed before hyper reads the
 //!   head, so the API answers it as Placement does; nothing else in the byte stream changes.
+//! - **Members talk over channels** ([`channel`]): on the peer port, a connection that opens
+//!   with the channel preamble carries many calls at once as binary frames, each handed to
+//!   the same router as an HTTP request would be, so the port's guards and limits hold for
+//!   both; the frames have their own bounds (size, arrival time, calls in flight, idle).
 //! - **Identities come from certificates** ([`identity`]): on the peer port every
 //!   connection presents a certificate from the cluster's CA, and the names in it
 //!   (`node<ID>`, `admin`) are what the peer handlers authorize. Nothing a client sends in a
