@@ -159,6 +159,17 @@ async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
     assert!(l.value("placementd_raft_forwarded_writes_served_total") >= 4.0);
     assert!(l.value("placementd_raft_proposals_committed_total") >= 7.0);
     assert_eq!(l.value("placementd_raft_proposals_pending"), 0.0);
+    // Members call each other over channels: the leader opened one to each follower, the
+    // follower one to the leader for its forwarded writes; nobody fell back to HTTP.
+    assert!(l.value("placementd_peer_channels_opened_total") >= 2.0);
+    assert!(f.value("placementd_peer_channels_opened_total") >= 1.0);
+    for (i, s) in scrapes.iter().enumerate() {
+        assert_eq!(
+            s.value("placementd_peer_http_fallback_calls_total"),
+            0.0,
+            "node {i}"
+        );
+    }
     let lag = l.starting_with("placementd_raft_replication_lag_entries{");
     assert_eq!(lag.len(), 2, "lag for both followers: {lag:?}");
 

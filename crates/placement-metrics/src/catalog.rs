@@ -133,6 +133,20 @@ pub static RAFT_FORWARDED_WRITES_SERVED: Metric<Counter> = Metric::new(
     "Writes other members forwarded to this node to propose as leader.",
     Counter::new(),
 );
+/// `placement-raft` `transport/channel.rs`, a channel dialled to another member.
+pub static PEER_CHANNELS_OPENED: Metric<Counter> = Metric::new(
+    "placementd_peer_channels_opened_total",
+    "Peer channels this node opened to other members (one per member while it stays up; a \
+     steady rise means channels keep breaking).",
+    Counter::new(),
+);
+/// `placement-raft` `transport/channel.rs`, a call to a member that takes no channels.
+pub static PEER_HTTP_FALLBACKS: Metric<Counter> = Metric::new(
+    "placementd_peer_http_fallback_calls_total",
+    "Peer calls sent over HTTP because the member does not take channels (a version before \
+     them, during a rolling upgrade).",
+    Counter::new(),
+);
 /// `placement-raft` `transport/client.rs`, `full_snapshot`.
 pub static RAFT_SNAPSHOT_SEND: Metric<Histogram> = Metric::new(
     "placementd_raft_snapshot_send_duration_seconds",
@@ -244,7 +258,7 @@ pub static KEYSTONE_UNAVAILABLE: Metric<Counter> = Metric::new(
 );
 
 /// Every metric above, in scrape order.
-fn all() -> [&'static dyn Encode; 22] {
+fn all() -> [&'static dyn Encode; 24] {
     [
         &RAFT_LEADER_CHANGES,
         &RAFT_PROPOSALS_COMMITTED,
@@ -253,6 +267,8 @@ fn all() -> [&'static dyn Encode; 22] {
         &RAFT_FORWARDED_WRITES,
         &RAFT_FORWARD_BATCH,
         &RAFT_FORWARDED_WRITES_SERVED,
+        &PEER_CHANNELS_OPENED,
+        &PEER_HTTP_FALLBACKS,
         &RAFT_SNAPSHOT_SEND,
         &RAFT_SNAPSHOT_RECEIVE,
         &LOG_FSYNC,

@@ -116,7 +116,7 @@ fn the_catalog_encodes_every_metric_once() {
     crate::catalog::encode(&mut out);
     let text = out.finish();
     let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-    assert_eq!(types, 22);
+    assert_eq!(types, 24);
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let mut words = line.split(' ').skip(2);
         let (name, kind) = (words.next().unwrap_or(""), words.next().unwrap_or(""));

@@ -148,6 +148,7 @@ impl Inner {
         let timeout = CONNECT_TIMEOUT.min(deadline.saturating_duration_since(now));
         match Channel::dial(&peer.addr, tls, timeout, MAX_CHANNEL_FRAME).await {
             Ok(channel) => {
+                placement_metrics::catalog::PEER_CHANNELS_OPENED.inc();
                 let channel = Arc::new(channel);
                 slot.open = Some(Open {
                     channel: channel.clone(),
@@ -186,6 +187,7 @@ impl PeerLink for ChannelLink {
         Box::pin(async move {
             let deadline = Instant::now() + timeout;
             let Some(channel) = inner.channel(&peer, deadline).await? else {
+                placement_metrics::catalog::PEER_HTTP_FALLBACKS.inc();
                 let left = deadline.saturating_duration_since(Instant::now());
                 return inner
                     .http
