@@ -113,6 +113,27 @@ pub fn host_of(address: &str) -> String {
     }
 }
 
+/// Test support: a new CA and a certificate for `node1` at 127.0.0.1, written into `dir`
+/// as the PEM files of the returned paths.
+#[cfg(test)]
+pub(crate) fn node1_files(dir: &std::path::Path) -> crate::tls::TlsPaths {
+    let ca = new_ca("test CA", 1).expect("a CA");
+    let node = issue(&ca, "node1", &["127.0.0.1".into()], 1).expect("a cert");
+    let paths = crate::tls::TlsPaths {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        ca: Some(dir.join("ca.pem")),
+    };
+    for (path, pem) in [
+        (&paths.cert, &node.cert),
+        (&paths.key, &node.key),
+        (paths.ca.as_ref().expect("set above"), &ca.cert),
+    ] {
+        std::fs::write(path, pem).expect("write a PEM file");
+    }
+    paths
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

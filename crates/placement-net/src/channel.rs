@@ -260,16 +260,16 @@ impl Channel {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Answer, ChannelError> {
-        let head = call_head(0, path, body.len(), self.max_frame)?;
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let head = call_head(id, path, body.len(), self.max_frame)?;
         let (reply, answer) = oneshot::channel();
         self.shared
             .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, reply);
-        // Closed between the check of the caller and the insert: the close took the map
-        // before this call was in it.
+        // A close that took the map before this call was in it would never fail it: check
+        // after the insert.
         let forget = || {
             self.shared
                 .waiting
@@ -281,8 +281,6 @@ impl Channel {
             forget();
             return Err(ChannelError::Call(self.shared.why()));
         }
-        let mut head = head;
-        head[4..12].copy_from_slice(&id.to_be_bytes());
         if self.outgoing.send((head, body)).is_err() {
             forget();
             return Err(ChannelError::Call(self.shared.why()));
@@ -298,7 +296,7 @@ impl Channel {
     }
 }
 
-/// The length prefix and head of a call frame (id left zero), checked against `max_frame`.
+/// The length prefix and head of call `id`'s frame, checked against `max_frame`.
 fn call_head(
     id: u64,
     path: &str,

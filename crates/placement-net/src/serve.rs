@@ -437,20 +437,7 @@ mod tests {
     #[tokio::test]
     async fn tls_connections_are_guarded_too() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let ca = crate::certs::new_ca("test CA", 1).expect("a CA");
-        let node = crate::certs::issue(&ca, "node1", &["127.0.0.1".into()], 1).expect("a cert");
-        let paths = crate::tls::TlsPaths {
-            cert: dir.path().join("cert.pem"),
-            key: dir.path().join("key.pem"),
-            ca: Some(dir.path().join("ca.pem")),
-        };
-        for (path, pem) in [
-            (&paths.cert, &node.cert),
-            (&paths.key, &node.key),
-            (paths.ca.as_ref().expect("set above"), &ca.cert),
-        ] {
-            std::fs::write(path, pem).expect("write a PEM file");
-        }
+        let paths = crate::certs::node1_files(dir.path());
         let source = TlsSource::load("test", paths.clone(), crate::tls::TlsRole::Api)
             .expect("a TLS configuration");
         let (addr, server) = start(Some(source)).await;

@@ -54,7 +54,7 @@ pub const RECENT_MAX_BYTES: usize = 32 << 20;
 /// The log's most recent entries, as appended (module doc): `entries` hold consecutive
 /// indexes, the last being the log's last entry, or nothing.
 #[derive(Debug, Default)]
-pub struct Recent {
+pub(crate) struct Recent {
     entries: VecDeque<(Entry, usize)>,
     bytes: usize,
 }

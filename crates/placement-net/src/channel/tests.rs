@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::serve::{serve, ServeConfig};
-use crate::tls::{TlsPaths, TlsRole, TlsSource};
+use crate::tls::{TlsRole, TlsSource};
 
 /// How long a test waits for anything.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -65,6 +65,27 @@ fn with_channels(limits: ChannelLimits) -> ServeConfig {
 
 async fn dial(addr: SocketAddr) -> Result<Channel, ChannelError> {
     Channel::dial(&addr.to_string(), None, PATIENCE, MAX_FRAME).await
+}
+
+/// Everything `stream` receives until the server closes it (within [`PATIENCE`]).
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut seen))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    seen
+}
+
+/// Waits (at most [`PATIENCE`]) until `channel` is closed; `what` says why it should be.
+async fn closed_in_time(channel: &Channel, what: &str) {
+    tokio::time::timeout(PATIENCE, async {
+        while !channel.is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect(what);
 }
 
 #[tokio::test]
@@ -175,11 +196,7 @@ async fn a_call_too_large_is_refused_by_either_side() {
     let mut raw = TcpStream::connect(addr).await.expect("connect");
     raw.write_all(PREAMBLE).await.expect("send");
     raw.write_all(&u32::MAX.to_be_bytes()).await.expect("send");
-    let mut seen = Vec::new();
-    tokio::time::timeout(PATIENCE, raw.read_to_end(&mut seen))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let seen = read_until_closed(&mut raw).await;
     assert_eq!(seen, PREAMBLE, "only the preamble was answered");
     server.abort();
 }
@@ -196,11 +213,7 @@ async fn a_broken_preamble_or_a_stalled_frame_is_closed() {
         .write_all(b"\0placementd-chat/9\n")
         .await
         .expect("send");
-    let mut seen = Vec::new();
-    tokio::time::timeout(PATIENCE, broken.read_to_end(&mut seen))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let seen = read_until_closed(&mut broken).await;
     assert!(seen.is_empty(), "{seen:?}");
 
     let mut stalled = TcpStream::connect(addr).await.expect("connect");
@@ -210,11 +223,7 @@ async fn a_broken_preamble_or_a_stalled_frame_is_closed() {
         .await
         .expect("send");
     stalled.write_all(&[0; 10]).await.expect("send");
-    let mut seen = Vec::new();
-    tokio::time::timeout(PATIENCE, stalled.read_to_end(&mut seen))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let seen = read_until_closed(&mut stalled).await;
     assert_eq!(seen, PREAMBLE);
     server.abort();
 }
@@ -230,13 +239,7 @@ async fn an_idle_channel_is_closed_and_its_calls_fail_fast() {
     // A call longer than the idle timeout is not cut off by it.
     let slow = channel.call("/slow", b"500".to_vec(), PATIENCE).await;
     assert_eq!(slow.expect("an answer").body, b"500");
-    tokio::time::timeout(PATIENCE, async {
-        while !channel.is_closed() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("closed when idle");
+    closed_in_time(&channel, "closed when idle").await;
     let started = std::time::Instant::now();
     assert!(matches!(
         channel.call("/echo", Vec::new(), PATIENCE).await,
@@ -267,33 +270,14 @@ async fn a_shutdown_finishes_calls_in_flight_then_closes() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let _ = stop.send(());
     assert_eq!(slow.await.expect("joined").expect("answered").body, b"300");
-    tokio::time::timeout(PATIENCE, async {
-        while !channel.is_closed() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("closed after the shutdown");
+    closed_in_time(&channel, "closed after the shutdown").await;
     let _ = tokio::time::timeout(PATIENCE, server).await;
 }
 
 #[tokio::test]
 async fn over_tls_a_channel_carries_the_client_certificate() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let ca = crate::certs::new_ca("test CA", 1).expect("a CA");
-    let node = crate::certs::issue(&ca, "node1", &["127.0.0.1".into()], 1).expect("a cert");
-    let paths = TlsPaths {
-        cert: dir.path().join("cert.pem"),
-        key: dir.path().join("key.pem"),
-        ca: Some(dir.path().join("ca.pem")),
-    };
-    for (path, pem) in [
-        (&paths.cert, &node.cert),
-        (&paths.key, &node.key),
-        (paths.ca.as_ref().expect("set above"), &ca.cert),
-    ] {
-        std::fs::write(path, pem).expect("write a PEM file");
-    }
+    let paths = crate::certs::node1_files(dir.path());
     let source = TlsSource::load("test", paths, TlsRole::Peer).expect("a TLS configuration");
     let config = ServeConfig {
         channels: Some(ChannelLimits::new(MAX_FRAME)),

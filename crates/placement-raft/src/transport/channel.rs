@@ -221,9 +221,9 @@ mod tests {
 
     const PATIENCE: Duration = Duration::from_secs(10);
 
-    /// A peer port with one route that echoes its body, taking channels or not.
-    async fn port(channels: bool) -> (String, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("loopback");
+    /// A peer port on `addr` with one route that echoes its body, taking channels or not.
+    async fn port(addr: &str, channels: bool) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind(addr).await.expect("loopback");
         let addr = listener.local_addr().expect("bound").to_string();
         let app = Router::new().route(super::super::paths::VOTE, post(|b: Bytes| async move { b }));
         let config = ServeConfig {
@@ -259,8 +259,8 @@ mod tests {
     #[tokio::test]
     async fn members_are_called_over_channels_and_older_ones_over_http() {
         let link = ChannelLink::new(None).expect("a link");
-        let (new_addr, new_port) = port(true).await;
-        let (old_addr, old_port) = port(false).await;
+        let (new_addr, new_port) = port("127.0.0.1:0", true).await;
+        let (old_addr, old_port) = port("127.0.0.1:0", false).await;
         let new = Peer {
             id: 2,
             addr: new_addr,
@@ -292,20 +292,7 @@ mod tests {
             )
             .await;
         assert!(gone.is_err(), "{gone:?}");
-        let listener = TcpListener::bind(&new.addr)
-            .await
-            .expect("the same port again");
-        let app = Router::new().route(super::super::paths::VOTE, post(|b: Bytes| async move { b }));
-        let config = ServeConfig {
-            channels: Some(ChannelLimits::new(MAX_CHANNEL_FRAME)),
-            ..ServeConfig::new("peer", None)
-        };
-        let back = tokio::spawn(placement_net::serve(
-            listener,
-            app,
-            config,
-            std::future::pending(),
-        ));
+        let (_, back) = port(&new.addr, true).await;
         let mut answered = None;
         for _ in 0..50 {
             let reply = link
