@@ -160,6 +160,23 @@ pub async fn wait_until_ok(
     }
 }
 
+/// How long [`log_with`] waits for a line.
+pub const LOG_WAIT: Duration = Duration::from_secs(10);
+
+/// The text of the log file at `path` once it contains `text`, or as it is after [`LOG_WAIT`].
+/// A node writes its log from a thread of its own, a moment after the event that logs: a
+/// test that reads the file right after the event waits for the line here.
+pub async fn log_with(path: &Path, text: &str) -> String {
+    let deadline = Instant::now() + LOG_WAIT;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(text) || Instant::now() >= deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A free loopback port: bind port 0, read the port, release it. Another process may grab
 /// it before placementd binds; [`Node::start`] retries with a new port if that happens.
 pub fn free_port() -> Result<u16> {
@@ -519,6 +536,12 @@ impl Node {
     pub async fn restart(&mut self) -> Result<()> {
         self.kill9()?;
         self.spawn_and_wait().await
+    }
+
+    /// The node's whole log once it has a line containing `text` (or as it is after
+    /// [`LOG_WAIT`]): see [`log_with`].
+    pub async fn log_with(&self, text: &str) -> String {
+        log_with(&self.log_path(), text).await
     }
 
     /// The last few KB of the node's log, for error messages.

@@ -68,7 +68,7 @@ async fn a_backup_restores_into_a_new_cluster_that_grows_and_takes_writes() -> R
     );
     cluster2.nodes[0].admin(&["add", &id, &api, &peer])?;
     cluster2.nodes[new].wait_ready().await?;
-    let log = std::fs::read_to_string(cluster2.nodes[new].log_path())?;
+    let log = cluster2.nodes[new].log_with("installing snapshot").await;
     assert!(
         log.contains("installing snapshot"),
         "node 11 did not start from a snapshot:\n{log}"

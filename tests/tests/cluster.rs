@@ -206,8 +206,8 @@ async fn a_follower_behind_a_compacted_log_catches_up_from_a_snapshot() -> Resul
 
     cluster.nodes[down].respawn()?;
     cluster.nodes[down].wait_ready().await?;
+    let full_log = cluster.nodes[down].log_with("installing snapshot").await;
     let log = cluster.nodes[down].log_tail();
-    let full_log = std::fs::read_to_string(cluster.nodes[down].log_path())?;
     assert!(
         full_log.contains("installing snapshot"),
         "the follower did not catch up through a snapshot; log tail:\n{log}"
@@ -388,7 +388,9 @@ async fn sigterm_on_the_leader_hands_leadership_over() -> Result<()> {
         "new leader known {:?} after the old one exited",
         exited.elapsed()
     );
-    let handed = std::fs::read_to_string(cluster.nodes[leader].log_path())?;
+    let handed = cluster.nodes[leader]
+        .log_with("leadership handed over")
+        .await;
     assert!(
         handed.contains("leadership handed over"),
         "old leader's log:\n{handed}"

@@ -46,7 +46,7 @@ async fn the_files_kolla_and_helm_render_start_a_node_unchanged() -> Result<()> 
             .get("/resource_providers")
             .await?
             .expect(200)?;
-        let text = std::fs::read_to_string(&log)?;
+        let text = placementd_tests::log_with(&log, "accepts but does not use").await;
         assert!(
             text.contains("accepts but does not use") && text.contains("placement_database"),
             "{fixture}: the ignored options are listed once:\n{text}"
@@ -95,7 +95,7 @@ async fn a_node_starts_without_keystone_and_answers_503_with_a_clear_log() -> Re
     assert!(r
         .header("www-authenticate")
         .is_some_and(|h| h.starts_with("Keystone uri=\"http://127.0.0.1:")));
-    let log = node.log_tail();
+    let log = node.log_with("cannot authenticate to Keystone").await;
     assert!(
         log.contains("cannot authenticate to Keystone"),
         "the log says why:\n{log}"
@@ -305,6 +305,9 @@ async fn a_changed_policy_file_takes_effect_on_sighup_and_a_broken_one_changes_n
         200,
         "a broken file keeps the last good policy"
     );
-    assert!(node.log_tail().contains("policy file not reloaded"));
+    assert!(node
+        .log_with("policy file not reloaded")
+        .await
+        .contains("policy file not reloaded"));
     Ok(())
 }

@@ -868,7 +868,7 @@ async fn a_peer_port_on_the_network_without_tls_is_warned_about() -> Result<()> 
     let listen = format!("0.0.0.0:{peer}");
     node.set_more_args(&["--peer-listen", &listen]);
     node.restart().await?;
-    let log = std::fs::read_to_string(node.log_path())?;
+    let log = node.log_with("INSECURE").await;
     assert!(log.contains("INSECURE"), "{log}");
     Ok(())
 }

@@ -93,7 +93,7 @@ async fn a_new_member_catches_up_from_a_snapshot_of_100k_consumers() -> Result<(
         "node {id} joined (snapshot of {CONSUMERS} consumers installed) in {:?}",
         joining.elapsed()
     );
-    let log = std::fs::read_to_string(cluster.nodes[new].log_path())?;
+    let log = cluster.nodes[new].log_with("installing snapshot").await;
     assert!(
         log.contains("installing snapshot"),
         "the new node did not catch up through a snapshot:\n{}",

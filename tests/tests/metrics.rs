@@ -195,7 +195,9 @@ async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
         ) >= 6.0
     );
 
-    let log = std::fs::read_to_string(cluster.nodes[follower].log_path())?;
+    let log = cluster.nodes[follower]
+        .log_with("route=/resource_providers/{uuid} path=")
+        .await;
     let access: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("placementd::access"))

@@ -166,7 +166,8 @@ async fn json_logs_are_one_object_per_line() -> Result<()> {
     };
     let node = Cluster::start_plain(1, &["--log-format", "json"]).await?;
     let node = &node.nodes[0];
-    let stderr_lines = check(&node.log_tail(), "stderr")?;
+    let stderr = node.log_with("serving the Placement API").await;
+    let stderr_lines = check(&stderr, "stderr")?;
     assert!(stderr_lines >= 3, "{}", node.log_tail());
     assert!(node
         .log_tail()
@@ -176,7 +177,7 @@ async fn json_logs_are_one_object_per_line() -> Result<()> {
     let file = dir.path().join("placementd.log");
     let file_arg = file.display().to_string();
     let node = Cluster::start_plain(1, &["--log-json", "--log-file", &file_arg]).await?;
-    let text = std::fs::read_to_string(&file)?;
+    let text = placementd_tests::log_with(&file, "serving the Placement API").await;
     assert!(check(&text, "log_file")? >= 3, "{text}");
     drop(node);
     Ok(())

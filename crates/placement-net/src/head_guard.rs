@@ -44,6 +44,7 @@
 //! line stays hyper's bare 400, as before); HTTP/2, which placementd does not serve.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -229,13 +230,16 @@ fn body_length(value: &[u8]) -> Option<u64> {
 
 impl<IO: AsyncRead + Unpin> HeadGuard<IO> {
     /// Reads up to [`READ_CHUNK`] bytes from `io` onto the end of `buf`.
+    ///
+    /// The bytes land in an uninitialised chunk on the stack and only those read are copied
+    /// on: a poll that finds nothing (every idle keep-alive connection's) neither allocates
+    /// nor zeroes `READ_CHUNK` bytes.
     fn fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let mut space = ReadBuf::new(&mut self.buf[old..]);
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut space = ReadBuf::uninit(&mut chunk);
         let read = Pin::new(&mut self.io).poll_read(cx, &mut space);
         let n = space.filled().len();
-        self.buf.truncate(old + n);
+        self.buf.extend_from_slice(space.filled());
         ready!(read)?;
         if n == 0 {
             self.eof = true;

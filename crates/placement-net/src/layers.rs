@@ -75,10 +75,12 @@ pub async fn deadline(State(limit): State<Duration>, request: Request, next: Nex
 
 /// Middleware: a panic in a handler becomes a logged 500, and the connection lives on.
 pub async fn catch_panic(request: Request, next: Next) -> Response {
-    let what = format!("{} {}", request.method(), request.uri().path());
+    // Kept to name the request if it panics (cheap clones: the path is shared, not copied).
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
+            let what = format!("{method} {}", uri.path());
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())

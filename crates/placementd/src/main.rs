@@ -201,10 +201,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(message) = settings.init_tracing() {
-        eprintln!("placementd: {message}");
-        return ExitCode::FAILURE;
-    }
+    // Held to the end of `main`: its drop writes out the lines still queued.
+    let _log = match settings.init_tracing() {
+        Ok(guard) => guard,
+        Err(message) => {
+            eprintln!("placementd: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     settings.log_notes();
     match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -240,6 +240,14 @@ const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
 const DEBUG_LOG_FILTER: &str = "debug,openraft=info,hyper=info,hyper_util=info,h2=info,\
                                 rustls=info,reqwest=info,tokio_rustls=info";
 
+/// Log lines that may wait for the log thread before a caller waits for it (about 25 MB of
+/// access-log lines: seconds of the heaviest load behind a stalled disk).
+const LOG_QUEUE_LINES: usize = 128_000;
+
+/// Keeps the log thread (see [`Settings::init_tracing`]); dropping it writes out the lines
+/// still queued, waiting at most a second for each output.
+pub(crate) struct LogGuard(Vec<tracing_appender::non_blocking::WorkerGuard>);
+
 /// Flags and environment variables merged over the config file.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -295,7 +303,14 @@ impl Settings {
 
     /// Sets up logging: `[DEFAULT] debug`, `log_file` (+ `use_stderr`), `use_json`, each
     /// overridden by its flag; `RUST_LOG` overrides the level.
-    pub(crate) fn init_tracing(&self) -> Result<(), String> {
+    ///
+    /// Lines are formatted where they are logged and written by a thread of their own
+    /// ([`LogGuard`]), so no async worker waits in write(2) for the access log: the thread
+    /// writes what has queued up in one go, and flushes whenever the queue is empty. No line
+    /// is dropped: a logger more than [`LOG_QUEUE_LINES`] lines behind holds the callers back,
+    /// as a blocking write did. The returned guard must live until the process exits; its
+    /// drop writes out what is still queued.
+    pub(crate) fn init_tracing(&self) -> Result<LogGuard, String> {
         use std::io::IsTerminal;
         use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
         let d = self.file.as_ref().map(|f| &f.default);
@@ -317,6 +332,16 @@ impl Settings {
                 DEFAULT_LOG_FILTER
             })
         });
+        let mut guard = LogGuard(Vec::new());
+        let mut queued = |out: Box<dyn std::io::Write + Send>| {
+            let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .thread_name("placementd-log")
+                .finish(std::io::BufWriter::new(out));
+            guard.0.push(worker);
+            writer
+        };
         let (writer, ansi) = match &log_file {
             Some(path) => {
                 let file = std::fs::OpenOptions::new()
@@ -324,16 +349,17 @@ impl Settings {
                     .append(true)
                     .open(path)
                     .map_err(|e| format!("log_file {}: {e}", path.display()))?;
-                let file = std::sync::Mutex::new(file);
+                let file = queued(Box::new(file));
                 if also_stderr {
-                    (BoxMakeWriter::new(file.and(std::io::stderr)), false)
+                    let stderr = queued(Box::new(std::io::stderr()));
+                    (BoxMakeWriter::new(file.and(stderr)), false)
                 } else {
                     (BoxMakeWriter::new(file), false)
                 }
             }
             // Colours only for a human at a terminal; journald gets plain text.
             None => (
-                BoxMakeWriter::new(std::io::stderr),
+                BoxMakeWriter::new(queued(Box::new(std::io::stderr()))),
                 std::io::stderr().is_terminal(),
             ),
         };
@@ -348,7 +374,8 @@ impl Settings {
         } else {
             builder.with_ansi(ansi).try_init()
         };
-        installed.map_err(|e| format!("logging: {e}"))
+        installed.map_err(|e| format!("logging: {e}"))?;
+        Ok(guard)
     }
 
     /// The start-up notes an operator should see once.
