@@ -18,6 +18,15 @@ placementd_target() {
   echo "${CARGO_TARGET_DIR:-$HOME/.cache/placementd/target}"
 }
 
+# Writes out every dirty page before a benchmark measures. A build just before (cargo links
+# a ~0.5 GB binary) leaves that much in the page cache; the kernel writes it back about 30 s
+# later (vm.dirty_expire_centisecs), and every node's log fsync then queues behind it on the
+# shared disk: with 1.5 GB of a dd's pages, heartbeats timed out and writes stalled 0.7 s
+# (p99 402 ms at c=16). Costs nothing when nothing is dirty.
+settle_disk() {
+  sync
+}
+
 placementd_bin() {
   local c
   for c in "${PLACEMENTD_BIN:-}" \
