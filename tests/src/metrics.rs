@@ -6,8 +6,8 @@ use crate::{Node, Result};
 
 /// The metrics address a node logged at start (`--metrics-listen 127.0.0.1:0` lets the OS
 /// choose the port, so no two tests can race for one).
-pub fn metrics_addr(node: &Node) -> Result<String> {
-    let log = std::fs::read_to_string(node.log_path())?;
+pub async fn metrics_addr(node: &Node) -> Result<String> {
+    let log = node.log_with("serving metrics").await;
     log.lines()
         .filter(|l| l.contains("serving metrics"))
         .find_map(|l| {

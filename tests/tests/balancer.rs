@@ -126,7 +126,7 @@ async fn forwarded(cluster: &Cluster) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for node in &cluster.nodes {
         out.push(if node.is_running() {
-            scrape(&http, &metrics_addr(node)?)
+            scrape(&http, &metrics_addr(node).await?)
                 .await?
                 .value("placementd_raft_forwarded_writes_total")
         } else {

@@ -107,7 +107,7 @@ async fn a_cluster_exposes_metrics_promtool_accepts() -> Result<()> {
     let http = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).build()?;
     let mut scrapes = Vec::new();
     for node in &cluster.nodes {
-        let addr = metrics_addr(node)?;
+        let addr = metrics_addr(node).await?;
         let s = scrape(&http, &addr).await?;
         let lint = run_promtool(&promtool, &["check", "metrics"], &s.text)?;
         assert!(
