@@ -160,6 +160,18 @@ pub async fn wait_until_ok(
     }
 }
 
+/// Polls until `f` holds, up to `timeout`; whether it held at the last poll.
+pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut f: F) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
 /// How long [`log_with`] waits for a line.
 pub const LOG_WAIT: Duration = Duration::from_secs(10);
 
@@ -167,14 +179,13 @@ pub const LOG_WAIT: Duration = Duration::from_secs(10);
 /// A node writes its log from a thread of its own, a moment after the event that logs: a
 /// test that reads the file right after the event waits for the line here.
 pub async fn log_with(path: &Path, text: &str) -> String {
-    let deadline = Instant::now() + LOG_WAIT;
-    loop {
-        let log = std::fs::read_to_string(path).unwrap_or_default();
-        if log.contains(text) || Instant::now() >= deadline {
-            return log;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut log = String::new();
+    eventually(LOG_WAIT, || {
+        log = std::fs::read_to_string(path).unwrap_or_default();
+        log.contains(text)
+    })
+    .await;
+    log
 }
 
 /// A free loopback port: bind port 0, read the port, release it. Another process may grab

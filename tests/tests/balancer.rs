@@ -204,14 +204,12 @@ async fn haproxy_sends_writes_to_the_leader_and_follows_a_failover() -> Result<(
         lb.usages(&rp).await?;
     }
     // The nodes write their logs from a thread of their own: wait for the lines a moment.
-    let deadline = Instant::now() + placementd_tests::LOG_WAIT;
-    let reads_after = loop {
-        let now: Vec<usize> = cluster.nodes.iter().map(access_lines).collect();
-        if now.iter().zip(&reads_before).all(|(b, a)| b > a) || Instant::now() >= deadline {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut reads_after = Vec::new();
+    placementd_tests::eventually(placementd_tests::LOG_WAIT, || {
+        reads_after = cluster.nodes.iter().map(access_lines).collect();
+        reads_after.iter().zip(&reads_before).all(|(b, a)| b > a)
+    })
+    .await;
     for (i, (a, b)) in reads_before.iter().zip(&reads_after).enumerate() {
         assert!(b > a, "node {i} served none of 30 reads through HAProxy");
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use placementd_tests::{placementd_bin, Cluster, Node, Result};
+use placementd_tests::{eventually, placementd_bin, Cluster, Node, Result};
 use serde_json::{json, Value};
 
 /// What a CLI run printed and how it exited.
@@ -95,18 +95,6 @@ async fn create_provider_with_id(node: &Node, name: &str, id: &str) -> Result<An
         x_request_id: header("x-openstack-request-id"),
         text: resp.text().await?,
     })
-}
-
-/// Polls until `f` holds, up to `timeout`.
-async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut f: F) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    f()
 }
 
 /// A write through a follower: the answer names a fresh local id (not the caller's global
